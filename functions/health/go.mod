@@ -1,0 +1,3 @@
+module github.com/ratebill/platform/functions/health
+
+go 1.26.8

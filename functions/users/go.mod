@@ -1,0 +1,3 @@
+module github.com/ratebill/platform/functions/users
+
+go 1.26.8

@@ -1,0 +1,88 @@
+// Package routes is the one table that maps the public API's paths to the
+// Cloud Run function that serves them.
+//
+// Every router in the repository (the local gateway, nginx for compose and
+// Kubernetes, the Google Cloud load balancer's URL map) is generated from or
+// tested against this table, so a path can never be served by one router and
+// forgotten by another.
+package routes
+
+// Function names, as deployed. Each is also the functions-framework target
+// name in title case (see Route.Target).
+const (
+	Users   = "users"
+	Usage   = "usage"
+	Billing = "billing"
+	Health  = "health"
+)
+
+// Functions lists every deployed function, in a stable order.
+var Functions = []string{Users, Usage, Billing, Health}
+
+// Auth says how a route authenticates its caller.
+type Auth string
+
+// Authentication kinds.
+const (
+	// AuthNone routes need no credentials.
+	AuthNone Auth = "none"
+	// AuthKey routes need a valid X-API-Key header.
+	AuthKey Auth = "api_key"
+)
+
+// Route is one row of the routing table. Paths are exact: the gateways
+// match them exactly, never as prefixes.
+type Route struct {
+	Method   string // HTTP method, e.g. "GET"
+	Path     string // exact path, e.g. "/usage"
+	Function string // one of Functions
+	Auth     Auth
+	Metered  bool // rate limited per user and recorded for billing
+}
+
+// Table is the public API. The order is the order of the documentation.
+var Table = []Route{
+	{Method: "POST", Path: "/users/", Function: Users, Auth: AuthNone},
+	{Method: "POST", Path: "/users", Function: Users, Auth: AuthNone},
+	{Method: "GET", Path: "/me", Function: Users, Auth: AuthKey},
+	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true},
+	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey},
+	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone},
+	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
+	{Method: "GET", Path: "/openapi.json", Function: Health, Auth: AuthNone},
+}
+
+// Paths returns every distinct path served by function fn, in table order.
+// An empty fn returns every path.
+func Paths(fn string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, r := range Table {
+		if (fn == "" || r.Function == fn) && !seen[r.Path] {
+			seen[r.Path] = true
+			out = append(out, r.Path)
+		}
+	}
+	return out
+}
+
+// FunctionFor returns the function that serves path, and whether the path is
+// routed at all. The method is not considered: a gateway forwards every
+// method of a routed path and the function answers 405 itself.
+func FunctionFor(path string) (string, bool) {
+	for _, r := range Table {
+		if r.Path == path {
+			return r.Function, true
+		}
+	}
+	return "", false
+}
+
+// Target returns the functions-framework target name of function fn
+// ("usage" -> "Usage"), the value of FUNCTION_TARGET when it runs alone.
+func Target(fn string) string {
+	if fn == "" {
+		return ""
+	}
+	return string(fn[0]-'a'+'A') + fn[1:]
+}
