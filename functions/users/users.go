@@ -1,0 +1,160 @@
+// Package users is the users function: sign-up (POST /users/) and the
+// caller's profile (GET /me).
+package users
+
+import (
+	"errors"
+	"net/http"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/shared/postgres"
+)
+
+func init() {
+	functions.HTTP("Users", instance.Lazy(NewHandler))
+}
+
+// NewHandler returns the users function's handler on inst.
+func NewHandler(inst *instance.Instance) http.Handler {
+	s := &server{inst: inst}
+	signup := inst.IPLimited(http.HandlerFunc(s.createUser))
+	me := inst.Authenticated(http.HandlerFunc(s.me))
+	return inst.Handler(instance.Routes{
+		"/users/": {http.MethodPost: signup},
+		"/users":  {http.MethodPost: signup},
+		"/me":     {http.MethodGet: me},
+	})
+}
+
+type server struct {
+	inst *instance.Instance
+}
+
+type createRequest struct {
+	Username *string `json:"username"`
+	Email    *string `json:"email"`
+}
+
+// User is the public view of a user.
+type User struct {
+	ID           int64     `json:"id"`
+	Username     string    `json:"username"`
+	Email        string    `json:"email"`
+	CreatedAt    time.Time `json:"created_at"`
+	APIKeyPrefix string    `json:"api_key_prefix"`
+}
+
+type createResponse struct {
+	User
+	APIKey string `json:"api_key"`
+}
+
+// RateLimitPolicy describes the caller's quota.
+type RateLimitPolicy struct {
+	Limit         int64 `json:"limit"`
+	WindowSeconds int64 `json:"window_seconds"`
+}
+
+type meResponse struct {
+	User
+	RateLimit RateLimitPolicy `json:"rate_limit"`
+}
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$`)
+
+// validate checks the sign-up fields and reports every problem at once.
+func validate(req createRequest) (username, email string, err error) {
+	var fields []shared.FieldError
+	switch {
+	case req.Username == nil:
+		fields = append(fields, shared.FieldError{Field: "username", Detail: "is required"})
+	case !usernameRE.MatchString(*req.Username):
+		fields = append(fields, shared.FieldError{Field: "username", Detail: "must be 3 to 32 characters: letters, digits, '_', '.' or '-', starting with a letter or digit"})
+	}
+	switch {
+	case req.Email == nil:
+		fields = append(fields, shared.FieldError{Field: "email", Detail: "is required"})
+	case !validEmail(*req.Email):
+		fields = append(fields, shared.FieldError{Field: "email", Detail: "must be a plain address such as name@example.com, at most 254 characters"})
+	}
+	if len(fields) > 0 {
+		return "", "", &shared.Error{Code: shared.EInvalid, Message: "invalid sign-up: see errors", Fields: fields}
+	}
+	return *req.Username, *req.Email, nil
+}
+
+func validEmail(s string) bool {
+	if len(s) > 254 || !utf8.ValidString(s) || strings.ContainsAny(s, " \t\r\n") {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && len(local) <= 64 && strings.Contains(domain, ".") &&
+		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "..")
+}
+
+func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := httpapi.DecodeJSON(w, r, s.inst.Config.MaxBodyBytes, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	username, email, err := validate(req)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	key, err := apikey.Generate(nil)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	store, err := s.inst.Store(r.Context())
+	if err != nil {
+		httpapi.Error(w, r, shared.Unavailable("postgres", err))
+		return
+	}
+	u, err := store.CreateUser(r.Context(), username, email, apikey.Hash(key), apikey.Display(key))
+	var conflict *postgres.ConflictError
+	switch {
+	case errors.As(err, &conflict) && conflict.Constraint == postgres.ConstraintEmail:
+		httpapi.Error(w, r, &shared.Error{Code: shared.EConflict, Message: "email is already registered",
+			Fields: []shared.FieldError{{Field: "email", Detail: "is already registered"}}})
+		return
+	case errors.As(err, &conflict):
+		httpapi.Error(w, r, &shared.Error{Code: shared.EConflict, Message: "username is taken",
+			Fields: []shared.FieldError{{Field: "username", Detail: "is taken"}}})
+		return
+	case err != nil:
+		httpapi.Error(w, r, shared.Unavailable("postgres", err))
+		return
+	}
+	w.Header().Set("Location", "/me")
+	httpapi.JSON(w, http.StatusCreated, createResponse{User: publicUser(u.ID, u.Username, u.Email, u.CreatedAt, u.KeyPrefix), APIKey: key})
+}
+
+func (s *server) me(w http.ResponseWriter, r *http.Request) {
+	p, _ := instance.PrincipalFrom(r.Context())
+	lim := s.inst.UserLimit()
+	httpapi.JSON(w, http.StatusOK, meResponse{
+		User:      publicUser(p.UserID, p.Username, p.Email, p.CreatedAt, p.KeyPrefix),
+		RateLimit: RateLimitPolicy{Limit: lim.Requests, WindowSeconds: int64(lim.Window / time.Second)},
+	})
+}
+
+func publicUser(id int64, username, email string, created time.Time, prefix string) User {
+	return User{ID: id, Username: username, Email: email, CreatedAt: created.UTC(), APIKeyPrefix: prefix}
+}

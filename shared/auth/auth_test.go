@@ -1,0 +1,97 @@
+package auth_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/auth"
+	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/testenv"
+)
+
+func TestAuthenticate(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testenv.Pool(t))
+	ctx := context.Background()
+	key, _ := apikey.Generate(nil)
+	u, err := s.CreateUser(ctx, "bob", "bob@example.com", apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := auth.New(s, time.Minute, 100)
+	unknown, _ := apikey.Generate(nil)
+	tests := []struct {
+		name     string
+		key      string
+		wantCode shared.Code
+	}{
+		{"valid", key, ""},
+		{"missing", "", shared.EUnauthorized},
+		{"malformed", "sk_nope", shared.EUnauthorized},
+		{"typo fails checksum", key[:10] + "x" + key[11:], shared.EUnauthorized},
+		{"unknown", unknown, shared.EUnauthorized},
+	}
+	for _, tt := range tests {
+		p, err := a.Authenticate(ctx, tt.key)
+		if shared.ErrorCode(err) != tt.wantCode {
+			t.Errorf("%s: err = %v, want code %q", tt.name, err, tt.wantCode)
+		}
+		if tt.wantCode == "" && p.UserID != u.ID {
+			t.Errorf("%s: principal %+v", tt.name, p)
+		}
+	}
+}
+
+// TestRevocationBound: a revoked key keeps working at most AUTH_CACHE_TTL
+// on an instance that cached it, and stops right away on one that did not.
+func TestRevocationBound(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testenv.Pool(t))
+	ctx := context.Background()
+	key, _ := apikey.Generate(nil)
+	if _, err := s.CreateUser(ctx, "eve", "eve@example.com", apikey.Hash(key), apikey.Display(key)); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 300 * time.Millisecond
+	cached := auth.New(s, ttl, 100)
+	if _, err := cached.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeKey(ctx, apikey.Hash(key)); err != nil {
+		t.Fatal(err)
+	}
+	revokedAt := time.Now()
+	fresh := auth.New(s, ttl, 100)
+	if _, err := fresh.Authenticate(ctx, key); shared.ErrorCode(err) != shared.EUnauthorized {
+		t.Fatalf("uncached instance accepted a revoked key: %v", err)
+	}
+	for {
+		_, err := cached.Authenticate(ctx, key)
+		if shared.ErrorCode(err) == shared.EUnauthorized {
+			break
+		}
+		if time.Since(revokedAt) > ttl+time.Second {
+			t.Fatalf("revoked key still accepted %v after revocation, bound is %v", time.Since(revokedAt), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	noCache := auth.New(s, 0, 0)
+	if _, err := noCache.Authenticate(ctx, key); shared.ErrorCode(err) != shared.EUnauthorized {
+		t.Fatalf("TTL 0: %v", err)
+	}
+}
+
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Pool(t)
+	s := postgres.NewStore(pool)
+	a := auth.New(s, time.Minute, 10)
+	pool.Close()
+	key, _ := apikey.Generate(nil)
+	if _, err := a.Authenticate(context.Background(), key); shared.ErrorCode(err) != shared.EUnavailable {
+		t.Fatalf("err = %v, want unavailable", err)
+	}
+}

@@ -1,0 +1,58 @@
+// Package billing prices metered requests exactly. It does no I/O.
+//
+// Amounts are shopspring/decimal values, never float64: 1,000 requests at
+// 0.01 is exactly 10.00. An amount is rounded once, at the end, to the
+// currency's minor unit (cents), half away from zero — the rounding of
+// invoices — so a sub-cent unit price is billed exactly to the cent.
+package billing
+
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// MinorUnits is the number of decimal places amounts are stated in.
+const MinorUnits = 2
+
+// Period is the span billed by GET /billing: the last 24 hours.
+const Period = 24 * time.Hour
+
+// Statement is the bill for one user over one period.
+type Statement struct {
+	Start, End time.Time
+	Requests   int64           // metered requests admitted in [Start, End)
+	UnitPrice  decimal.Decimal // price of one request, as configured
+	Amount     decimal.Decimal // Requests × UnitPrice, rounded to MinorUnits
+	Currency   string
+}
+
+// Price returns requests × unitPrice rounded to the currency's minor unit.
+func Price(requests int64, unitPrice decimal.Decimal) decimal.Decimal {
+	return unitPrice.Mul(decimal.NewFromInt(requests)).Round(MinorUnits)
+}
+
+// NewStatement prices requests over [start, end).
+func NewStatement(start, end time.Time, requests int64, unitPrice decimal.Decimal, currency string) Statement {
+	return Statement{
+		Start:     start.UTC(),
+		End:       end.UTC(),
+		Requests:  requests,
+		UnitPrice: unitPrice,
+		Amount:    Price(requests, unitPrice),
+		Currency:  currency,
+	}
+}
+
+// FormatAmount renders an amount with exactly MinorUnits decimals ("0.50").
+func FormatAmount(d decimal.Decimal) string { return d.StringFixed(MinorUnits) }
+
+// FormatUnitPrice renders a unit price with at least MinorUnits decimals
+// and no fewer than it has ("0.01", "0.0015").
+func FormatUnitPrice(d decimal.Decimal) string {
+	places := -d.Exponent()
+	if places < MinorUnits {
+		places = MinorUnits
+	}
+	return d.StringFixed(places)
+}

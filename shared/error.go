@@ -1,0 +1,95 @@
+package shared
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Code classifies an Error. Codes map onto HTTP statuses in exactly one
+// place (package httpapi).
+type Code string
+
+// Application error codes.
+const (
+	EInvalid          Code = "validation-failed"      // 422: well-formed request, invalid fields
+	EMalformed        Code = "malformed-request"      // 400: body is not valid JSON
+	EUnauthorized     Code = "unauthorized"           // 401: missing, malformed or unknown key
+	ENotFound         Code = "not-found"              // 404
+	EMethod           Code = "method-not-allowed"     // 405
+	EConflict         Code = "conflict"               // 409: duplicate username or email
+	ETooLarge         Code = "payload-too-large"      // 413
+	EUnsupportedMedia Code = "unsupported-media-type" // 415
+	ERateLimited      Code = "rate-limited"           // 429
+	EUnavailable      Code = "service-unavailable"    // 503: a dependency is down
+	EInternal         Code = "internal-error"         // 500: a bug; details are logged, not sent
+)
+
+// FieldError names one invalid field of a request.
+type FieldError struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// Error is the application error: a code, a message safe to show the
+// client, and optionally the underlying cause (logged, never shown).
+type Error struct {
+	Code    Code
+	Message string
+	Fields  []FieldError
+	Err     error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an Error with a formatted client-safe message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Unavailable wraps a dependency failure: the client sees only which
+// dependency, the log sees the cause.
+func Unavailable(dependency string, cause error) *Error {
+	return &Error{Code: EUnavailable, Message: dependency + " is unavailable; retry later", Err: cause}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// User is a registered user.
+type User struct {
+	ID        int64
+	Username  string
+	Email     string
+	KeyPrefix string // display prefix of the current API key, e.g. "sk_AbCd1234"
+	CreatedAt time.Time
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID    int64
+	KeyID     int64
+	Username  string
+	Email     string
+	KeyPrefix string
+	CreatedAt time.Time
+}

@@ -1,0 +1,194 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/cloudsqlconn"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratebill/platform/shared/config"
+)
+
+// Sentinel errors of the storage boundary.
+var (
+	ErrNotFound    = errors.New("postgres: not found")
+	ErrConflict    = errors.New("postgres: conflict")
+	ErrUnavailable = errors.New("postgres: unavailable")
+)
+
+// ConflictError is an ErrConflict that names the unique constraint hit.
+type ConflictError struct{ Constraint string }
+
+func (e *ConflictError) Error() string { return "postgres: conflict on " + e.Constraint }
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// mapError turns driver errors into the package's sentinels. Constraint
+// and data errors keep their meaning; anything else (network, timeouts,
+// shutdown, too many connections) is ErrUnavailable.
+func mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return &ConflictError{Constraint: pgErr.ConstraintName}
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57"), // operator intervention (shutdown)
+			pgErr.Code == "40001", pgErr.Code == "40P01":
+			return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+}
+
+// Dialer dials a Cloud SQL instance; *cloudsqlconn.Dialer implements it.
+type Dialer interface {
+	Dial(ctx context.Context, instance string, opts ...cloudsqlconn.DialOption) (net.Conn, error)
+	Close() error
+}
+
+// NewDialer builds the Cloud SQL dialer for cfg: lazy certificate refresh
+// (Cloud Run gives no CPU between requests, so background refresh would
+// stall), IAM database authentication when configured, and the private IP
+// by default.
+func NewDialer(ctx context.Context, cfg config.Config) (Dialer, error) {
+	opts := []cloudsqlconn.Option{cloudsqlconn.WithLazyRefresh()}
+	if cfg.CloudSQLIAMAuth {
+		opts = append(opts, cloudsqlconn.WithIAMAuthN())
+	}
+	if cfg.CloudSQLPrivateIP {
+		opts = append(opts, cloudsqlconn.WithDefaultDialOptions(cloudsqlconn.WithPrivateIP()))
+	}
+	d, err := cloudsqlconn.NewDialer(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Cloud SQL dialer: %w", err)
+	}
+	return d, nil
+}
+
+// PoolConfig maps cfg onto pgxpool settings:
+//
+//	DB_POOL_SIZE + DB_MAX_OVERFLOW  -> MaxConns
+//	DB_POOL_RECYCLE                 -> MaxConnLifetime
+//	DB_POOL_TIMEOUT                 -> ConnectTimeout (and, by callers, acquire deadlines)
+//
+// With CLOUD_SQL_INSTANCE set, connections go through dialer (host and
+// port of the URL are ignored; TLS is the connector's).
+func PoolConfig(cfg config.Config, dialer Dialer) (*pgxpool.Config, error) {
+	dsn := NormalizeURL(cfg.DatabaseURL)
+	if dsn == "" && cfg.CloudSQLInstance != "" {
+		dsn = keyValue(map[string]string{"user": cfg.DBUser, "password": cfg.DBPassword, "dbname": cfg.DBName, "sslmode": "disable"})
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = int32(cfg.MaxConns())
+	pc.MinConns = 0
+	pc.MaxConnLifetime = cfg.DBPoolRecycle
+	pc.MaxConnLifetimeJitter = cfg.DBPoolRecycle / 10
+	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.HealthCheckPeriod = 30 * time.Second
+	pc.ConnConfig.ConnectTimeout = cfg.DBPoolTimeout
+	if pc.ConnConfig.RuntimeParams == nil {
+		pc.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "ratebill"
+	pc.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	if cfg.CloudSQLInstance != "" {
+		if dialer == nil {
+			return nil, errors.New("CLOUD_SQL_INSTANCE is set but no Cloud SQL dialer was given")
+		}
+		if cfg.DBUser != "" {
+			pc.ConnConfig.User = cfg.DBUser
+		}
+		if cfg.DBName != "" {
+			pc.ConnConfig.Database = cfg.DBName
+		}
+		if cfg.DBPassword != "" {
+			pc.ConnConfig.Password = cfg.DBPassword
+		}
+		instance := cfg.CloudSQLInstance
+		pc.ConnConfig.TLSConfig = nil
+		pc.ConnConfig.Fallbacks = nil
+		pc.ConnConfig.DialFunc = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialer.Dial(ctx, instance)
+		}
+	}
+	return pc, nil
+}
+
+// Open creates the pool for cfg. It does not wait for a connection: pools
+// open lazily, and the first query reports an unreachable database.
+func Open(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	var dialer Dialer
+	if cfg.CloudSQLInstance != "" {
+		d, err := NewDialer(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		dialer = d
+	}
+	pc, err := PoolConfig(cfg, dialer)
+	if err != nil {
+		if dialer != nil {
+			dialer.Close()
+		}
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		if dialer != nil {
+			dialer.Close()
+		}
+		return nil, fmt.Errorf("creating pool: %w", err)
+	}
+	return pool, nil
+}
+
+// NormalizeURL accepts the seed's SQLAlchemy URLs
+// (postgresql+psycopg2://…) as well as plain postgres:// URLs.
+func NormalizeURL(s string) string {
+	for _, p := range []string{"postgresql+psycopg2://", "postgresql+psycopg://", "postgresql+asyncpg://"} {
+		if strings.HasPrefix(s, p) {
+			return "postgres://" + strings.TrimPrefix(s, p)
+		}
+	}
+	return s
+}
+
+func keyValue(m map[string]string) string {
+	var b strings.Builder
+	for _, k := range []string{"user", "password", "dbname", "sslmode"} {
+		v := m[k]
+		if v == "" {
+			continue
+		}
+		v = strings.ReplaceAll(v, `\`, `\\`)
+		v = strings.ReplaceAll(v, `'`, `\'`)
+		fmt.Fprintf(&b, "%s='%s' ", k, v)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// Ping checks that the database answers a query.
+func Ping(ctx context.Context, pool *pgxpool.Pool) error {
+	var one int
+	return mapError("pinging", pool.QueryRow(ctx, "SELECT 1").Scan(&one))
+}

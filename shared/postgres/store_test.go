@@ -1,0 +1,270 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/testenv"
+)
+
+func newUser(t *testing.T, s *postgres.Store, name string) (int64, string) {
+	t.Helper()
+	key, _ := apikey.Generate(nil)
+	u, err := s.CreateUser(context.Background(), name, name+"@example.com", apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.ID, key
+}
+
+func TestCreateUserAndLookup(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testenv.Pool(t))
+	ctx := context.Background()
+	key, _ := apikey.Generate(nil)
+	u, err := s.CreateUser(ctx, "Alice", "alice@example.com", apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ID == 0 || u.Username != "Alice" || u.KeyPrefix != apikey.Display(key) || time.Since(u.CreatedAt) > time.Minute {
+		t.Fatalf("created %+v", u)
+	}
+	p, err := s.LookupKey(ctx, apikey.Hash(key))
+	if err != nil || p.UserID != u.ID || p.Email != "alice@example.com" {
+		t.Fatalf("lookup: %+v %v", p, err)
+	}
+	other, _ := apikey.Generate(nil)
+	if _, err := s.LookupKey(ctx, apikey.Hash(other)); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+
+	tests := []struct {
+		name, username, email, constraint string
+	}{
+		{"same username other case", "ALICE", "a2@example.com", postgres.ConstraintUsername},
+		{"same email other case", "alice2", "Alice@Example.com", postgres.ConstraintEmail},
+	}
+	for _, tt := range tests {
+		k, _ := apikey.Generate(nil)
+		_, err := s.CreateUser(ctx, tt.username, tt.email, apikey.Hash(k), apikey.Display(k))
+		var ce *postgres.ConflictError
+		if !errors.Is(err, postgres.ErrConflict) || !errors.As(err, &ce) || ce.Constraint != tt.constraint {
+			t.Errorf("%s: err = %v, want conflict on %s", tt.name, err, tt.constraint)
+		}
+	}
+
+	if err := s.RevokeKey(ctx, apikey.Hash(key)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupKey(ctx, apikey.Hash(key)); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("revoked key still found: %v", err)
+	}
+	if err := s.RevokeKey(ctx, apikey.Hash(key)); !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("second revoke: %v", err)
+	}
+}
+
+func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testenv.Pool(t))
+	ctx := context.Background()
+	a, _ := newUser(t, s, "a")
+	b, _ := newUser(t, s, "b")
+
+	res, err := s.WriteUsage(ctx, []postgres.UsageEvent{
+		{UserID: a, RequestID: "r1", Endpoint: "/usage"},
+		{UserID: b, RequestID: "r1", Endpoint: "/usage"}, // same id, other user: counts
+		{UserID: a, RequestID: "r2", Endpoint: "/usage"},
+		{UserID: a, RequestID: "r2", Endpoint: "/usage"}, // same id twice in a batch: once
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []postgres.UsageResult{{Total: 1}, {Total: 1}, {Total: 2}, {Total: 2, Duplicate: true}}
+	for i := range want {
+		if res[i] != want[i] {
+			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
+		}
+	}
+	// A retried batch counts nothing again.
+	res, err = s.WriteUsage(ctx, []postgres.UsageEvent{{UserID: a, RequestID: "r1", Endpoint: "/usage"}, {UserID: a, RequestID: "r3", Endpoint: "/usage"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0] != (postgres.UsageResult{Total: 3, Duplicate: true}) && res[0] != (postgres.UsageResult{Total: 2, Duplicate: true}) {
+		t.Fatalf("retry: %+v", res[0])
+	}
+	if res[1] != (postgres.UsageResult{Total: 3}) {
+		t.Fatalf("new after retry: %+v", res[1])
+	}
+	if n, _ := s.TotalRequests(ctx, a); n != 3 {
+		t.Fatalf("total a = %d, want 3", n)
+	}
+	p, err := s.RequestsInLast(ctx, a, 24*time.Hour)
+	if err != nil || p.Requests != 3 {
+		t.Fatalf("billing a: %+v %v", p, err)
+	}
+	if p.End.Sub(p.Start) != 24*time.Hour {
+		t.Fatalf("period %v", p.End.Sub(p.Start))
+	}
+	// Unknown user: the foreign key refuses the whole batch, nothing counts.
+	if _, err := s.WriteUsage(ctx, []postgres.UsageEvent{{UserID: a, RequestID: "r4", Endpoint: "/usage"}, {UserID: 999999, RequestID: "x", Endpoint: "/usage"}}); err == nil {
+		t.Fatal("want an error for an unknown user")
+	}
+	if n, _ := s.TotalRequests(ctx, a); n != 3 {
+		t.Fatalf("a failed batch changed the total: %d", n)
+	}
+}
+
+// TestBillingEdges checks the rollup arithmetic: events outside the
+// period are not billed, whole minutes come from rollups, partial edge
+// minutes from events, and the sum equals a plain count.
+func TestBillingEdges(t *testing.T) {
+	t.Parallel()
+	pool := testenv.Pool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	u, _ := newUser(t, s, "edge")
+	// Insert events at chosen times directly, with their rollups, the way
+	// WriteUsage would have.
+	offsets := []time.Duration{
+		-25 * time.Hour,               // outside
+		-24*time.Hour - time.Second,   // just outside
+		-24*time.Hour + 2*time.Second, // inside, head partial minute (usually)
+		-23 * time.Hour,               // whole minute
+		-90 * time.Minute,             // whole minute
+		-30 * time.Second,             // tail partial minute (often)
+		-1 * time.Second,              // tail
+		10 * time.Minute,              // future: outside
+	}
+	insertAt(t, pool, u, offsets)
+	p, err := s.RequestsInLast(ctx, u, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain int64
+	pool.QueryRow(ctx, `SELECT count(*) FROM usage_events WHERE user_id=$1 AND created_at >= $2 AND created_at <= $3`, u, p.Start, p.End).Scan(&plain)
+	if p.Requests != plain || plain != 5 {
+		t.Fatalf("billed %d, plain count %d, want 5", p.Requests, plain)
+	}
+}
+
+func insertAt(t *testing.T, pool *pgxpool.Pool, user int64, offsets []time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	for i, off := range offsets {
+		_, err := pool.Exec(ctx, `
+WITH e AS (INSERT INTO usage_events (user_id, request_id, endpoint, created_at)
+           VALUES ($1, $2, '/usage', now() + $3::interval) RETURNING created_at)
+INSERT INTO usage_minutes (user_id, minute, requests)
+SELECT $1, date_trunc('minute', created_at), 1 FROM e
+ON CONFLICT (user_id, minute) DO UPDATE SET requests = usage_minutes.requests + 1`,
+			user, fmt.Sprintf("seed-%d", i), off)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentBatchesNoDeadlock runs many overlapping batches over the
+// same users from many goroutines, as many instances would.
+func TestConcurrentBatchesNoDeadlock(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testenv.Pool(t))
+	ctx := context.Background()
+	var users []int64
+	for i := 0; i < 5; i++ {
+		id, _ := newUser(t, s, fmt.Sprintf("c%d", i))
+		users = append(users, id)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := 0; b < 20; b++ {
+				var batch []postgres.UsageEvent
+				for i := 0; i < 10; i++ {
+					// reverse order in odd goroutines
+					u := users[(i+g)%len(users)]
+					if g%2 == 1 {
+						u = users[len(users)-1-(i+g)%len(users)]
+					}
+					batch = append(batch, postgres.UsageEvent{UserID: u, RequestID: fmt.Sprintf("g%d-b%d-i%d", g, b, i), Endpoint: "/usage"})
+				}
+				if _, err := s.WriteUsage(ctx, batch); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var sum int64
+	for _, u := range users {
+		n, _ := s.TotalRequests(ctx, u)
+		sum += n
+		p, _ := s.RequestsInLast(ctx, u, 24*time.Hour)
+		if p.Requests != n {
+			t.Errorf("user %d: billed %d, total %d", u, p.Requests, n)
+		}
+	}
+	if sum != 8*20*10 {
+		t.Fatalf("sum of totals %d, want %d", sum, 8*20*10)
+	}
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	url := testenv.DatabaseURL(t) // already migrated: a re-run is a no-op
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- postgres.Migrate(context.Background(), url) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s := postgres.NewStore(pool)
+	if err := s.Ping(context.Background()); !errors.Is(err, postgres.ErrUnavailable) {
+		t.Fatalf("ping of a closed port: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.LookupKey(context.Background(), apikey.Digest{}); !errors.Is(err, postgres.ErrUnavailable) {
+		t.Fatalf("lookup: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestNormalizeURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgresql+psycopg2://u:p@h:5432/apidb": "postgres://u:p@h:5432/apidb",
+		"postgres://u@h/db":                      "postgres://u@h/db",
+		"host=h dbname=d":                        "host=h dbname=d",
+	} {
+		if got := postgres.NormalizeURL(in); got != want {
+			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,35 @@
+-- Fixed-window rate limit decision, atomic in one round trip.
+--
+-- KEYS[1]  the counter: a hash {s = window start (unix s), n = used}
+-- ARGV[1]  limit: requests allowed per window
+-- ARGV[2]  window length in seconds; windows align to the Unix epoch
+-- ARGV[3]  cost of this request (1; 0 only reads)
+--
+-- Returns {allowed (1|0), used, window start, now seconds, now microseconds}.
+-- A denied request changes nothing, so it consumes no quota. The clock is
+-- Redis's own TIME, so every replica decides with the same clock.
+-- (Shape after go-redis/redis_rate's GCRA script: one key, TIME inside,
+-- expiry set with the write.)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local start = now - (now % window)
+
+local cur = redis.call('HMGET', KEYS[1], 's', 'n')
+local used = 0
+if tonumber(cur[1]) == start then
+  used = tonumber(cur[2]) or 0
+end
+
+if cost > 0 and used + cost > limit then
+  return {0, used, start, t[1], t[2]}
+end
+if cost > 0 then
+  used = used + cost
+  redis.call('HSET', KEYS[1], 's', start, 'n', used)
+  redis.call('EXPIREAT', KEYS[1], start + window + 1)
+end
+return {1, used, start, t[1], t[2]}

@@ -1,0 +1,223 @@
+// Package usage records metered requests durably with group commit.
+//
+// Cloud Run gives an instance CPU only while it serves requests, so a
+// usage event must be in Postgres before its response is written. Writing
+// one row per request would cost a transaction each; instead, concurrent
+// requests of an instance share one write: the first request to arrive
+// starts a write at once (no added latency when idle), and every request
+// that arrives while a write is in flight joins the next one. Throughput
+// then scales with batch size, not with transactions.
+//
+// A write runs on a context detached from the requests (WithoutCancel
+// semantics plus its own timeout): a client that hangs up cannot abandon
+// a batch halfway, so billed always equals admitted. Writes are idempotent
+// per (user, request id), so a failed batch is retried once.
+package usage
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ratebill/platform/shared/postgres"
+)
+
+// Event is one metered request.
+type Event = postgres.UsageEvent
+
+// Result is the outcome of recording one Event.
+type Result = postgres.UsageResult
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("usage: recorder closed")
+
+// writer is the storage the Recorder needs; *postgres.Store implements it.
+type writer interface {
+	WriteUsage(ctx context.Context, events []Event) ([]Result, error)
+}
+
+// Options tune a Recorder. Zero values take the defaults.
+type Options struct {
+	// MaxBatch bounds the events of one write (default 1000).
+	MaxBatch int
+	// MaxInFlight bounds concurrent writes per instance (default 2): one
+	// batch fills while another is written.
+	MaxInFlight int
+	// Timeout bounds one write, retry included (default 5 s).
+	Timeout time.Duration
+}
+
+// Recorder groups concurrent Record calls into shared writes.
+type Recorder struct {
+	w    writer
+	opts Options
+
+	mu       sync.Mutex
+	pending  []*call
+	inFlight int
+	closed   bool
+	idle     *sync.Cond // signalled when inFlight drops to zero with nothing pending
+
+	stats Stats
+}
+
+// Stats counts what a Recorder did, for tests and benchmarks.
+type Stats struct {
+	Writes, Events, Retries, Failures int64
+}
+
+type call struct {
+	ev   Event
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+// New returns a Recorder writing through w.
+func New(w writer, opts Options) *Recorder {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 2
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	r := &Recorder{w: w, opts: opts}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+// Record stores ev durably and returns the user's new total. It returns
+// only when the write has committed or failed; ctx is deliberately not
+// used to abandon the write (see the package doc).
+func (r *Recorder) Record(_ context.Context, ev Event) (Result, error) {
+	c := &call{ev: ev, done: make(chan struct{})}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return Result{}, ErrClosed
+	}
+	r.pending = append(r.pending, c)
+	if r.inFlight < r.opts.MaxInFlight {
+		r.inFlight++
+		go r.flush()
+	}
+	r.mu.Unlock()
+	<-c.done
+	return c.res, c.err
+}
+
+// flush writes batches until nothing is pending.
+func (r *Recorder) flush() {
+	for {
+		r.mu.Lock()
+		if len(r.pending) == 0 {
+			r.inFlight--
+			if r.inFlight == 0 {
+				r.idle.Broadcast()
+			}
+			r.mu.Unlock()
+			return
+		}
+		n := min(len(r.pending), r.opts.MaxBatch)
+		batch := make([]*call, n)
+		copy(batch, r.pending)
+		r.pending = r.pending[n:]
+		if len(r.pending) == 0 {
+			r.pending = nil // let the backing array go
+		}
+		r.mu.Unlock()
+		r.write(batch)
+	}
+}
+
+func (r *Recorder) write(batch []*call) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+	defer cancel()
+	events := make([]Event, len(batch))
+	for i, c := range batch {
+		events[i] = c.ev
+	}
+	res, err := r.w.WriteUsage(ctx, events)
+	retried := false
+	if err != nil && ctx.Err() == nil {
+		// Idempotent per request id: retrying cannot double-count.
+		retried = true
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		if ctx.Err() == nil {
+			res, err = r.w.WriteUsage(ctx, events)
+		}
+	}
+	if err != nil && len(batch) > 1 && !errors.Is(err, postgres.ErrUnavailable) && ctx.Err() == nil {
+		// A data error (say, an event of a user deleted meanwhile) must
+		// not fail its neighbours: write them one by one.
+		r.writeEach(ctx, batch)
+		return
+	}
+	r.mu.Lock()
+	r.stats.Writes++
+	r.stats.Events += int64(len(batch))
+	if retried {
+		r.stats.Retries++
+	}
+	if err != nil {
+		r.stats.Failures++
+	}
+	r.mu.Unlock()
+	for i, c := range batch {
+		if err != nil {
+			c.err = err
+		} else {
+			c.res = res[i]
+		}
+		close(c.done)
+	}
+}
+
+func (r *Recorder) writeEach(ctx context.Context, batch []*call) {
+	for _, c := range batch {
+		res, err := r.w.WriteUsage(ctx, []Event{c.ev})
+		if err != nil {
+			c.err = err
+		} else {
+			c.res = res[0]
+		}
+		close(c.done)
+	}
+}
+
+// Stats returns counters of the writes so far.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Close stops accepting events and waits until every accepted event has
+// been written (or ctx ends). Use it on SIGTERM before closing the pool.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		r.mu.Lock()
+		for r.inFlight > 0 || len(r.pending) > 0 {
+			r.idle.Wait()
+		}
+		r.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
