@@ -1,0 +1,260 @@
+// Command platform runs the whole platform on one machine: `make run`.
+//
+// It reads .env when present. When DATABASE_URL or REDIS_URL is unset it
+// starts a private Postgres or Redis itself, with data under .data/ (kept
+// across restarts), installing the server packages first where it can.
+// It applies the migrations, then serves every function behind one
+// gateway that routes by the shared routing table, at
+// http://127.0.0.1:$PORT (8080 by default). By default all four functions
+// run in this process (no extra hop); -separate runs each function as its
+// own process, as on Cloud Run, behind a reverse-proxying gateway.
+// Ctrl-C or SIGTERM stops everything it started.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/joho/godotenv"
+
+	"github.com/ratebill/platform/functions/billing"
+	"github.com/ratebill/platform/functions/health"
+	"github.com/ratebill/platform/functions/usage"
+	"github.com/ratebill/platform/functions/users"
+	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/tools/devserver"
+	"github.com/ratebill/platform/tools/gateway"
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("platform: ")
+	separate := flag.Bool("separate", false, "run each function as its own process behind a proxying gateway")
+	usageReplicas := flag.Int("usage-replicas", 2, "with -separate: processes of the usage function")
+	dataDir := flag.String("data", ".data", "folder for the private servers' data")
+	flag.Parse()
+	if err := godotenv.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Fatalf(".env: %v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *separate, *usageReplicas, *dataDir); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) error {
+	host := envOr("HOST", "127.0.0.1")
+	port := envOr("PORT", "8080")
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return fmt.Errorf("listening on %s:%s (set PORT to use another port): %w", host, port, err)
+	}
+	defer ln.Close()
+
+	var stops []func() error
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			if err := stops[i](); err != nil {
+				log.Printf("stopping: %v", err)
+			}
+		}
+	}()
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return err
+	}
+	needPG, needRedis := os.Getenv("DATABASE_URL") == "", os.Getenv("REDIS_URL") == ""
+	if needPG || needRedis {
+		if err := devserver.EnsureBinaries(ctx, os.Stderr); err != nil {
+			return err
+		}
+	}
+	if needPG {
+		pg, err := devserver.StartPostgres(ctx, filepath.Join(abs, "postgres"), 0, logFile(abs, "postgres.log"))
+		if err != nil {
+			return fmt.Errorf("starting Postgres: %w", err)
+		}
+		stops = append(stops, pg.Stop)
+		os.Setenv("DATABASE_URL", pg.URL)
+		log.Printf("started Postgres at %s (data in %s)", pg.URL, pg.Dir)
+	} else {
+		log.Printf("using DATABASE_URL from the environment")
+	}
+	if needRedis {
+		rd, err := devserver.StartRedis(ctx, filepath.Join(abs, "redis"), 0, logFile(abs, "redis.log"))
+		if err != nil {
+			return fmt.Errorf("starting Redis: %w", err)
+		}
+		stops = append(stops, rd.Stop)
+		os.Setenv("REDIS_URL", rd.URL)
+		log.Printf("started Redis at %s (data in %s)", rd.URL, rd.Dir)
+	} else {
+		log.Printf("using REDIS_URL from the environment")
+	}
+
+	inst, err := instance.Default()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	// Migrate now (INIT_DB), so a broken database shows before the URL.
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err = inst.Store(sctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting to Postgres: %w", err)
+	}
+
+	backends := map[string]http.Handler{}
+	if separate {
+		procs, err := startFunctions(ctx, abs, usageReplicas)
+		stops = append(stops, procs.stop)
+		if err != nil {
+			return err
+		}
+		for fn, urls := range procs.urls {
+			if backends[fn], err = gateway.Proxy(urls); err != nil {
+				return err
+			}
+		}
+	} else {
+		backends[routes.Users] = users.NewHandler(inst)
+		backends[routes.Usage] = usage.NewHandler(inst)
+		backends[routes.Billing] = billing.NewHandler(inst)
+		backends[routes.Health] = health.NewHandler(inst)
+	}
+	gw, err := gateway.New(backends)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	base := "http://" + ln.Addr().String()
+	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n  (Ctrl-C stops everything)\n\n", base, base, base)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Printf("shutting down")
+	sctx, cancel = context.WithTimeout(context.Background(), instance.ShutdownGrace)
+	defer cancel()
+	srv.Shutdown(sctx)
+	return inst.Shutdown(sctx)
+}
+
+type functionProcs struct {
+	urls map[string][]string
+	cmds []*exec.Cmd
+}
+
+func (p *functionProcs) stop() error {
+	for _, c := range p.cmds {
+		c.Process.Signal(syscall.SIGTERM)
+	}
+	for _, c := range p.cmds {
+		c.Wait()
+	}
+	return nil
+}
+
+// startFunctions builds each function's cmd and starts it on a free port,
+// behind the gateway (TRUSTED_PROXY_HOPS=1, INIT_DB=false: this process
+// migrated already).
+func startFunctions(ctx context.Context, dataDir string, usageReplicas int) (*functionProcs, error) {
+	procs := &functionProcs{urls: map[string][]string{}}
+	bin := filepath.Join(dataDir, "bin")
+	for _, fn := range routes.Functions {
+		out := filepath.Join(bin, fn)
+		build := exec.CommandContext(ctx, "go", "build", "-o", out, "./functions/"+fn+"/cmd")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return procs, fmt.Errorf("building %s: %w", fn, err)
+		}
+		n := 1
+		if fn == routes.Usage {
+			n = max(usageReplicas, 1)
+		}
+		for i := 0; i < n; i++ {
+			port, err := freePort()
+			if err != nil {
+				return procs, err
+			}
+			c := exec.Command(out)
+			c.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "INIT_DB=false", "TRUSTED_PROXY_HOPS=1")
+			c.Stdout, c.Stderr = os.Stdout, os.Stderr
+			c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+			if err := c.Start(); err != nil {
+				return procs, fmt.Errorf("starting %s: %w", fn, err)
+			}
+			procs.cmds = append(procs.cmds, c)
+			u := fmt.Sprintf("http://127.0.0.1:%d", port)
+			if err := waitLive(ctx, u); err != nil {
+				return procs, fmt.Errorf("%s did not start: %w", fn, err)
+			}
+			procs.urls[fn] = append(procs.urls[fn], u)
+			log.Printf("started %s #%d at %s", fn, i+1, u)
+		}
+	}
+	return procs, nil
+}
+
+func waitLive(ctx context.Context, base string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(base + "/livez"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return errors.New("no answer on /livez within 20s")
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func logFile(dir, name string) io.Writer {
+	os.MkdirAll(dir, 0o755)
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return io.Discard
+	}
+	return f
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
