@@ -1,0 +1,26 @@
+# Memorystore for Redis: the rate limiter's state.
+#
+# AUTH is on and traffic is TLS (SERVER_AUTHENTICATION): the functions get
+# the AUTH string as REDIS_PASSWORD and the instance's server CA as
+# REDIS_CA_CERT, both from Secret Manager (secrets.tf), and dial
+# rediss://HOST:PORT/0 (port 6378 with TLS).
+
+resource "google_redis_instance" "main" {
+  name           = "${local.prefix}-redis"
+  region         = var.region
+  tier           = var.redis_tier
+  memory_size_gb = var.redis_memory_size_gb
+  redis_version  = var.redis_version
+
+  authorized_network = google_compute_network.main.id
+  connect_mode       = "PRIVATE_SERVICE_ACCESS"
+
+  auth_enabled            = true
+  transit_encryption_mode = "SERVER_AUTHENTICATION"
+
+  depends_on = [google_service_networking_connection.private_services]
+}
+
+locals {
+  redis_url = "rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}/0"
+}

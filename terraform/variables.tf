@@ -1,0 +1,341 @@
+# Inputs of one environment. Every value that differs between dev and prod
+# is set in environments/<env>.tfvars; the defaults here are the cheap dev
+# shape.
+
+# --- where ---------------------------------------------------------------
+
+variable "project_id" {
+  description = "Google Cloud project ID that holds the whole environment."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project ID: 6-30 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "Region of Cloud Run, Cloud SQL, Memorystore, Artifact Registry and the serverless NEGs."
+  type        = string
+  default     = "us-central1"
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1 or europe-west1."
+  }
+}
+
+variable "environment" {
+  description = "Environment name, part of every resource name: dev or prod."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod."
+  }
+}
+
+variable "name" {
+  description = "Short application name; resources are named <name>-<environment>-<part> (service account IDs must stay within 30 characters)."
+  type        = string
+  default     = "ratebill"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.name))
+    error_message = "name must be 2-12 lowercase letters or digits, starting with a letter."
+  }
+}
+
+# --- network -------------------------------------------------------------
+
+variable "subnet_cidr" {
+  description = "Primary range of the subnet that Cloud Run instances join through Direct VPC egress. Each instance takes an address (two during revision changes), so size it for twice the sum of max instances."
+  type        = string
+  default     = "10.8.0.0/24"
+
+  validation {
+    condition     = can(cidrhost(var.subnet_cidr, 0)) && tonumber(split("/", var.subnet_cidr)[1]) <= 26
+    error_message = "subnet_cidr must be an IPv4 CIDR of /26 or larger (Direct VPC egress needs at least a /26)."
+  }
+}
+
+variable "private_services_prefix_length" {
+  description = "Prefix length of the range reserved for private services access (Cloud SQL and Memorystore private IPs)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.private_services_prefix_length >= 16 && var.private_services_prefix_length <= 24
+    error_message = "private_services_prefix_length must be from 16 to 24."
+  }
+}
+
+# --- Cloud SQL -----------------------------------------------------------
+
+variable "db_tier" {
+  description = "Cloud SQL machine tier (Enterprise edition): db-f1-micro, db-g1-small or db-custom-<vCPUs>-<MiB>. The tier sets the default max_connections used by the connection budget."
+  type        = string
+  default     = "db-g1-small"
+
+  validation {
+    condition     = can(regex("^(db-f1-micro|db-g1-small|db-custom-[0-9]+-[0-9]+)$", var.db_tier))
+    error_message = "db_tier must be db-f1-micro, db-g1-small or db-custom-<vCPUs>-<MiB>."
+  }
+}
+
+variable "db_version" {
+  description = "Cloud SQL database version."
+  type        = string
+  default     = "POSTGRES_17"
+
+  validation {
+    condition     = can(regex("^POSTGRES_(1[5-9]|[2-9][0-9])$", var.db_version))
+    error_message = "db_version must be POSTGRES_15 or newer."
+  }
+}
+
+variable "db_availability_type" {
+  description = "ZONAL (one zone) or REGIONAL (high availability with a standby in a second zone, twice the cost)."
+  type        = string
+  default     = "ZONAL"
+
+  validation {
+    condition     = contains(["ZONAL", "REGIONAL"], var.db_availability_type)
+    error_message = "db_availability_type must be ZONAL or REGIONAL."
+  }
+}
+
+variable "db_disk_size_gb" {
+  description = "Initial SSD size of the Cloud SQL instance in GB; it grows automatically."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.db_disk_size_gb >= 10 && floor(var.db_disk_size_gb) == var.db_disk_size_gb
+    error_message = "db_disk_size_gb must be a whole number of at least 10."
+  }
+}
+
+variable "db_backups" {
+  description = "Automated daily backups and point-in-time recovery (write-ahead log retention). On in prod."
+  type = object({
+    enabled                = bool
+    point_in_time_recovery = bool
+    retained_backups       = optional(number, 7)
+    log_retention_days     = optional(number, 7)
+  })
+  default = {
+    enabled                = false
+    point_in_time_recovery = false
+  }
+
+  validation {
+    condition     = !var.db_backups.point_in_time_recovery || var.db_backups.enabled
+    error_message = "db_backups.point_in_time_recovery needs db_backups.enabled."
+  }
+  validation {
+    condition     = var.db_backups.log_retention_days >= 1 && var.db_backups.log_retention_days <= 7 && var.db_backups.retained_backups >= 1
+    error_message = "db_backups.log_retention_days must be 1-7 (Enterprise edition) and retained_backups at least 1."
+  }
+}
+
+variable "db_max_connections" {
+  description = "max_connections of the Cloud SQL instance. null takes the tier's default (25 for db-f1-micro, 50 for db-g1-small, 100-1000 by memory for custom tiers). Either way the value is set as a database flag and the connection budget is checked against it."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.db_max_connections == null ? true : (var.db_max_connections >= 14 && var.db_max_connections <= 262143)
+    error_message = "db_max_connections must be from 14 to 262143, or null for the tier's default."
+  }
+}
+
+variable "db_reserved_connections" {
+  description = "Connections the budget keeps free for Cloud SQL itself (superuser_reserved_connections is 3) and for an operator's psql session."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.db_reserved_connections >= 3
+    error_message = "db_reserved_connections must be at least 3 (Cloud SQL reserves 3 for superusers)."
+  }
+}
+
+variable "db_name" {
+  description = "Name of the application database (DB_NAME)."
+  type        = string
+  default     = "apidb"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_name))
+    error_message = "db_name must be a lowercase Postgres identifier."
+  }
+}
+
+variable "deletion_protection" {
+  description = "Protects the Cloud SQL instance from deletion, both in Terraform and in the Cloud SQL API. Leave on; turn off only to destroy an environment on purpose."
+  type        = bool
+  default     = true
+}
+
+# --- Memorystore ---------------------------------------------------------
+
+variable "redis_tier" {
+  description = "Memorystore for Redis tier: BASIC (one node, no replica) or STANDARD_HA (replica with automatic failover)."
+  type        = string
+  default     = "BASIC"
+
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis_tier)
+    error_message = "redis_tier must be BASIC or STANDARD_HA."
+  }
+}
+
+variable "redis_memory_size_gb" {
+  description = "Memorystore capacity in GB. Rate-limit state is a few hundred bytes per active user."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.redis_memory_size_gb >= 1 && var.redis_memory_size_gb <= 300
+    error_message = "redis_memory_size_gb must be from 1 to 300."
+  }
+}
+
+variable "redis_version" {
+  description = "Memorystore Redis version."
+  type        = string
+  default     = "REDIS_7_2"
+
+  validation {
+    condition     = can(regex("^REDIS_[0-9]+_[0-9X]+$", var.redis_version))
+    error_message = "redis_version must look like REDIS_7_2."
+  }
+}
+
+# --- functions -----------------------------------------------------------
+
+variable "functions" {
+  description = <<-EOT
+    Scaling and pool settings of each function (users, usage, billing, health).
+    Pool max connections per instance = db_pool_size + db_max_overflow; the
+    connection budget multiplies it by max_instances.
+  EOT
+  type = map(object({
+    min_instances   = optional(number, 0)
+    max_instances   = number
+    concurrency     = optional(number, 80)
+    cpu             = optional(string, "1")
+    memory          = optional(string, "512Mi")
+    db_pool_size    = number
+    db_max_overflow = number
+  }))
+  default = {
+    users   = { max_instances = 2, db_pool_size = 2, db_max_overflow = 2 }
+    usage   = { max_instances = 3, db_pool_size = 3, db_max_overflow = 2 }
+    billing = { max_instances = 2, db_pool_size = 2, db_max_overflow = 1 }
+    health  = { max_instances = 1, db_pool_size = 1, db_max_overflow = 1 }
+  }
+
+  validation {
+    condition     = toset(keys(var.functions)) == toset(["users", "usage", "billing", "health"])
+    error_message = "functions must have exactly the keys users, usage, billing and health (the functions of shared/routes)."
+  }
+  validation {
+    condition = alltrue([for f in var.functions :
+      f.min_instances >= 0 && f.max_instances >= 1 && f.min_instances <= f.max_instances && f.max_instances <= 100
+    ])
+    error_message = "Each function needs 0 <= min_instances <= max_instances, 1 <= max_instances <= 100."
+  }
+  validation {
+    condition     = alltrue([for f in var.functions : f.concurrency >= 1 && f.concurrency <= 1000])
+    error_message = "Each function's concurrency must be from 1 to 1000."
+  }
+  validation {
+    condition     = alltrue([for f in var.functions : f.db_pool_size >= 1 && f.db_max_overflow >= 0])
+    error_message = "Each function needs db_pool_size >= 1 and db_max_overflow >= 0 (shared/config accepts nothing else)."
+  }
+}
+
+variable "initial_image" {
+  description = "Image the Cloud Run services and the migration job are created with before the first Cloud Build run pushes the real ones. Terraform ignores later image changes: Cloud Build owns the running image."
+  type        = string
+  default     = "us-docker.pkg.dev/cloudrun/container/hello"
+}
+
+# --- application settings (shared/config) ---------------------------------
+
+variable "api_rate_limit" {
+  description = "API_RATE_LIMIT: metered requests per user per window."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_rate_limit >= 1 && floor(var.api_rate_limit) == var.api_rate_limit
+    error_message = "api_rate_limit must be a whole number of at least 1."
+  }
+}
+
+variable "api_rate_window" {
+  description = "API_RATE_WINDOW: length of a rate-limit window in seconds."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.api_rate_window >= 1 && var.api_rate_window <= 366 * 86400
+    error_message = "api_rate_window must be from 1 to 31622400 seconds."
+  }
+}
+
+variable "billing_unit_price" {
+  description = "BILLING_UNIT_PRICE: price of one metered request, a plain decimal (kept a string so it stays exact)."
+  type        = string
+  default     = "0.01"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]{1,9})?$", var.billing_unit_price))
+    error_message = "billing_unit_price must be a plain decimal with at most 9 decimal places, such as 0.01."
+  }
+}
+
+variable "rate_limit_fail_open" {
+  description = "RATE_LIMIT_FAIL_OPEN: serve metered requests without a limit while Redis is down (default false: answer 503)."
+  type        = bool
+  default     = false
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL of the functions."
+  type        = string
+  default     = "info"
+
+  validation {
+    condition     = contains(["debug", "info", "warn", "error"], var.log_level)
+    error_message = "log_level must be debug, info, warn or error."
+  }
+}
+
+# --- public entry point ----------------------------------------------------
+
+variable "domains" {
+  description = "Host names of the public base URL, for the Google-managed certificate; point their DNS A records at the gateway_ip output. Empty uses <gateway IP>.nip.io, which resolves to the gateway without any DNS setup."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.domains : can(regex("^([a-z0-9]([a-z0-9-]*[a-z0-9])?\\.)+[a-z]{2,}$", d))])
+    error_message = "domains must be lowercase DNS names such as api.example.com."
+  }
+}
+
+# --- CI/CD ---------------------------------------------------------------
+
+variable "github" {
+  description = "GitHub repository whose pushes trigger cloudbuild.yaml. null creates no trigger (connect the repository to Cloud Build first, then set it)."
+  type = object({
+    owner  = string
+    name   = string
+    branch = optional(string, "^main$")
+  })
+  default = null
+}

@@ -1,0 +1,60 @@
+package cloud
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ratebill/platform/shared/routes"
+)
+
+// TestRoutesFileMatchesTable fails when terraform/routes.auto.tf.json is
+// not what routes.Table generates: run `go run ./cmd/genroutes`.
+func TestRoutesFileMatchesTable(t *testing.T) {
+	want, err := RoutesTerraformJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(repoRoot(t), RoutesFile)
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (generate it: cd verify/cloud && go run ./cmd/genroutes)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from shared/routes.Table; regenerate it: cd verify/cloud && go run ./cmd/genroutes\n--- committed\n%s\n--- generated\n%s", RoutesFile, got, want)
+	}
+}
+
+// TestRoutesTerraformJSON checks the generated document itself: every row
+// of the table, each path once, to its function, and nothing else.
+func TestRoutesTerraformJSON(t *testing.T) {
+	b, err := RoutesTerraformJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Locals struct {
+			Routes map[string]string `json:"routes"`
+		} `json:"locals"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	got := doc.Locals.Routes
+	if len(got) != len(routes.Paths("")) {
+		t.Errorf("generated %d paths, the table has %d distinct paths", len(got), len(routes.Paths("")))
+	}
+	for _, r := range routes.Table {
+		if got[r.Path] != r.Function {
+			t.Errorf("path %s: generated function %q, table says %q", r.Path, got[r.Path], r.Function)
+		}
+	}
+	for _, fn := range routes.Functions {
+		if len(routes.Paths(fn)) == 0 {
+			t.Errorf("function %s serves no path; the load balancer would have a backend nothing reaches", fn)
+		}
+	}
+}
