@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/routes"
@@ -31,14 +33,23 @@ func New(backends map[string]http.Handler) (http.Handler, error) {
 		table[r.Path] = b
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Like nginx's $request_id: keep the client's id, else assign one,
+		// so every response (404s included) can be traced.
+		id := r.Header.Get(httpapi.RequestIDHeader)
+		if id == "" {
+			id = uuid.NewString()
+			r.Header.Set(httpapi.RequestIDHeader, id)
+		}
 		b, ok := table[r.URL.Path]
 		if !ok {
+			w.Header().Set(httpapi.RequestIDHeader, id)
 			httpapi.WriteProblem(w, httpapi.Problem{
-				Type:     httpapi.ProblemType(shared.ENotFound),
-				Title:    "Not Found",
-				Status:   http.StatusNotFound,
-				Detail:   "no route for " + r.URL.Path,
-				Instance: r.URL.Path,
+				Type:      httpapi.ProblemType(shared.ENotFound),
+				Title:     "Not Found",
+				Status:    http.StatusNotFound,
+				Detail:    "no route for " + r.URL.Path,
+				Instance:  r.URL.Path,
+				RequestID: id,
 			})
 			return
 		}
