@@ -29,6 +29,14 @@ vet:
 staticcheck:
 	@for m in $(MODULES); do (cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...) || exit 1; done
 
+## bench: go benchmarks of the hot path and the load tool against `make run` (see BENCHMARKS.md)
+bench:
+	bash scripts/bench.sh
+
+## loadtest: the load tool against $${API_BASE:-http://127.0.0.1:8080} (LT_USERS, LT_REQUESTS, LT_CONCURRENCY, LT_ENDPOINT)
+loadtest:
+	$(GO) run ./tools/cmd/loadtest
+
 ## build: every function binary, each without the workspace (as deployed)
 build:
 	@mkdir -p bin

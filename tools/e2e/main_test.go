@@ -1,0 +1,197 @@
+// Package e2e walks the seed's flow over HTTP against the real function
+// processes behind the local gateway, with real Postgres and Redis.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/tools/gateway"
+	"github.com/ratebill/platform/tools/stack"
+)
+
+// newClient returns the HTTP client every test uses. (The contract tests
+// replace its transport with one that validates every exchange against
+// the OpenAPI document.)
+func newClient(t testing.TB) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// env is one test's whole platform: its own database, its own Redis, the
+// four functions as processes (usage twice) and a gateway in front.
+type env struct {
+	t      testing.TB
+	base   string
+	dbURL  string
+	redis  *stack.RedisServer
+	stack  *stack.Stack
+	client *http.Client
+}
+
+type options struct {
+	env         map[string]string
+	databaseURL string
+	replicas    int
+}
+
+func setup(t testing.TB, o options) *env {
+	t.Helper()
+	e := &env{t: t, client: newClient(t)}
+	e.dbURL = o.databaseURL
+	if e.dbURL == "" {
+		e.dbURL = stack.Postgres(t)
+	}
+	e.redis = stack.Redis(t)
+	replicas := o.replicas
+	if replicas == 0 {
+		replicas = 2
+	}
+	envs := map[string]string{"TRUSTED_PROXY_HOPS": "1"}
+	for k, v := range o.env {
+		envs[k] = v
+	}
+	e.stack = stack.Start(t, stack.Options{
+		DatabaseURL: e.dbURL,
+		RedisURL:    e.redis.URL,
+		Env:         envs,
+		Replicas:    map[string]int{routes.Usage: replicas},
+	})
+	backends := map[string]http.Handler{}
+	for fn, urls := range e.stack.Instances {
+		p, err := gateway.Proxy(urls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backends[fn] = p
+	}
+	gw, err := gateway.New(backends)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	e.base = srv.URL
+	return e
+}
+
+// response is a decoded HTTP response.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic map.
+func (r *response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+type req struct {
+	method, path, key string
+	body              any // string: sent as is; otherwise JSON-encoded
+	contentType       string
+	header            map[string]string
+}
+
+func (e *env) do(r req) *response {
+	e.t.Helper()
+	var body io.Reader
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		body = bytes.NewBufferString(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	default:
+		buf, _ := json.Marshal(b)
+		body = bytes.NewReader(buf)
+	}
+	hr, err := http.NewRequest(r.method, e.base+r.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if r.body != nil {
+		ct := r.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		hr.Header.Set("Content-Type", ct)
+	}
+	if r.key != "" {
+		hr.Header.Set("X-API-Key", r.key)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	resp, err := e.client.Do(hr)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// signup creates a user and returns its API key.
+func (e *env) signup(username string) string {
+	e.t.Helper()
+	r := e.do(req{method: "POST", path: "/users/", body: map[string]string{"username": username, "email": username + "@example.com"}})
+	if r.Status != http.StatusCreated {
+		e.t.Fatalf("sign-up %s: %d %s", username, r.Status, r.Body)
+	}
+	key, _ := r.JSON(e.t)["api_key"].(string)
+	if key == "" {
+		e.t.Fatalf("sign-up returned no api_key: %s", r.Body)
+	}
+	return key
+}
+
+// queryInt runs a counting query on the test's database.
+func (e *env) queryInt(sql string, args ...any) int64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, e.dbURL)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int64
+	if err := c.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// expectProblem checks a problem+json response's status and type.
+func expectProblem(t testing.TB, r *response, status int, code string) map[string]any {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type %q, want application/problem+json", ct)
+	}
+	p := r.JSON(t)
+	if p["status"] != float64(status) || p["title"] == "" || p["type"] != "urn:problem-type:ratebill:"+code {
+		t.Fatalf("problem %v, want status %d type %s", p, status, code)
+	}
+	return p
+}
