@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Prepares the gateway checks of verify/local: `nginx -t` on the compose and
+# Kubernetes gateway configuration and the end-to-end tests that run a real
+# nginx in front of the function processes. Installs Debian's nginx-light
+# when no nginx is on the machine. Idempotent: when nginx is there it only
+# prints what it found.
+set -euo pipefail
+
+log() { printf '20-nginx: %s\n' "$*"; }
+
+# find_nginx prints the path of a working nginx binary, or nothing.
+find_nginx() {
+	local p
+	for p in "$(command -v nginx 2>/dev/null)" /usr/sbin/nginx; do
+		if [ -n "$p" ] && "$p" -v >/dev/null 2>&1; then
+			echo "$p"
+			return
+		fi
+	done
+}
+
+nginx_bin=$(find_nginx)
+if [ -z "$nginx_bin" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		log "nginx is missing and installing it needs root: run 'apt-get install nginx-light' as root" >&2
+		[ -n "${CI:-}" ] && exit 1
+		exit 0
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	log "installing nginx-light with apt-get"
+	if ! apt-get install -y --no-install-recommends nginx-light >/dev/null 2>&1; then
+		# A fresh machine may have no package lists yet.
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
+	fi
+	nginx_bin=$(find_nginx)
+	# The package's install script may start a system nginx on port 80; the
+	# tests start their own, so stop the one the install started.
+	if [ -n "$nginx_bin" ] && [ -s /run/nginx.pid ]; then
+		"$nginx_bin" -s quit 2>/dev/null || true
+	fi
+	if [ -z "$nginx_bin" ]; then
+		log "nginx-light installed, but no nginx binary was found" >&2
+		exit 1
+	fi
+fi
+log "using $nginx_bin ($("$nginx_bin" -v 2>&1))"
+
+# nginx -t runs in a private mount namespace (unshare, util-linux).
+if ! command -v unshare >/dev/null 2>&1; then
+	log "unshare (util-linux) is missing; the nginx -t checks cannot run" >&2
+	[ -n "${CI:-}" ] && exit 1
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+	log "warning: kubectl is not on PATH (expected /usr/bin/kubectl); the Kubernetes render checks will fail under CI" >&2
+fi
