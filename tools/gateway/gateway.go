@@ -88,12 +88,18 @@ func Proxy(baseURLs []string) (http.Handler, error) {
 		},
 		Transport: transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			id := r.Header.Get(httpapi.RequestIDHeader)
+			if id != "" {
+				w.Header().Set(httpapi.RequestIDHeader, id)
+			}
+			w.Header().Set("Retry-After", "1")
 			httpapi.WriteProblem(w, httpapi.Problem{
-				Type:     httpapi.ProblemType(shared.EUnavailable),
-				Title:    "Service Unavailable",
-				Status:   http.StatusServiceUnavailable,
-				Detail:   "the function behind " + r.URL.Path + " did not answer",
-				Instance: r.URL.Path,
+				Type:      httpapi.ProblemType(shared.EUnavailable),
+				Title:     "Service Unavailable",
+				Status:    http.StatusServiceUnavailable,
+				Detail:    "the function behind " + r.URL.Path + " did not answer",
+				Instance:  r.URL.Path,
+				RequestID: id,
 			})
 		},
 	}, nil

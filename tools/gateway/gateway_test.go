@@ -78,8 +78,11 @@ func TestProxyRoundRobinAndForwarding(t *testing.T) {
 	}
 	down, _ := Proxy([]string{"http://127.0.0.1:1"})
 	rec := httptest.NewRecorder()
-	down.ServeHTTP(rec, httptest.NewRequest("GET", "/usage", nil))
-	if rec.Code != 503 || rec.Header().Get("Content-Type") != "application/problem+json" {
+	req := httptest.NewRequest("GET", "/usage", nil)
+	req.Header.Set("X-Request-Id", "gateway-assigned-1")
+	down.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get("Content-Type") != "application/problem+json" ||
+		rec.Header().Get("X-Request-Id") != "gateway-assigned-1" || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("unreachable backend: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
