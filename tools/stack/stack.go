@@ -1,0 +1,457 @@
+package stack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/tools/devserver"
+)
+
+// Timeouts of a function process.
+const (
+	// ReadyTimeout bounds the wait for a new process's GET /livez.
+	ReadyTimeout = 20 * time.Second
+	// StopGrace is how long a process may take to exit after SIGTERM
+	// before it is killed.
+	StopGrace = 10 * time.Second
+)
+
+// Options says what Start runs.
+type Options struct {
+	DatabaseURL string            // required: DATABASE_URL of every process (already migrated: INIT_DB=false)
+	RedisURL    string            // required: REDIS_URL of every process
+	Env         map[string]string // extra environment for every function process; overrides the defaults
+	Replicas    map[string]int    // function name -> number of processes (default 1; 0 also means 1)
+}
+
+// Stack is the set of running function processes of one test.
+type Stack struct {
+	// Instances maps function name (routes.Users, ...) to the base URLs of
+	// its processes, e.g. "http://127.0.0.1:41234".
+	Instances map[string][]string
+
+	t     testing.TB
+	procs map[string][]*instance
+}
+
+// Start builds the four function binaries (once per test binary) and starts
+// them as separate processes on free loopback ports, each with the parent's
+// environment less the platform's variables, plus PORT, DATABASE_URL,
+// REDIS_URL, INIT_DB=false, LOG_LEVEL=warn and opt.Env. It waits until each
+// answers GET /livez and stops them (SIGTERM, then SIGKILL after StopGrace)
+// when the test ends. A process's output goes to a log file in the test's
+// temporary folder, printed when the test fails.
+func Start(t testing.TB, opt Options) *Stack {
+	t.Helper()
+	if opt.DatabaseURL == "" || opt.RedisURL == "" {
+		t.Fatal("stack.Start: Options.DatabaseURL and Options.RedisURL are required (stack.Postgres(t), stack.Redis(t).URL)")
+	}
+	for fn := range opt.Replicas {
+		if !slices.Contains(routes.Functions, fn) {
+			t.Fatalf("stack.Start: Replicas names unknown function %q (want one of %v)", fn, routes.Functions)
+		}
+	}
+	bins, err := buildFunctions()
+	if err != nil {
+		t.Fatalf("building the functions: %v", err)
+	}
+	s := &Stack{Instances: map[string][]string{}, t: t, procs: map[string][]*instance{}}
+	env := processEnv(opt)
+	logDir := t.TempDir()
+
+	var all []*instance
+	for _, fn := range routes.Functions {
+		n := max(opt.Replicas[fn], 1)
+		for i := range n {
+			in := &instance{
+				name:    fmt.Sprintf("%s[%d]", fn, i),
+				bin:     bins[fn],
+				env:     env,
+				dir:     logDir,
+				logPath: filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fn, i)),
+			}
+			s.procs[fn] = append(s.procs[fn], in)
+			all = append(all, in)
+		}
+	}
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, in := range all {
+			in.mu.Lock()
+			crashed := in.done != nil && !in.stopped && isClosed(in.done)
+			in.mu.Unlock()
+			if crashed {
+				t.Errorf("%s exited during the test without being stopped: %v", in.name, in.err)
+			}
+			wg.Go(func() {
+				if err := in.stop(); err != nil && !errors.Is(err, errNotRunning) {
+					t.Errorf("stopping %s: %v", in.name, err)
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			for _, in := range all {
+				t.Logf("log of %s (%s):\n%s", in.name, in.url(), tail(in.logPath))
+			}
+		}
+	})
+
+	// Start every process, then wait for all: they boot in parallel.
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for k, in := range all {
+		wg.Go(func() { errs[k] = in.start(0) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("starting the functions: %v", err)
+	}
+	for fn, ins := range s.procs {
+		for _, in := range ins {
+			s.Instances[fn] = append(s.Instances[fn], in.url())
+		}
+	}
+	return s
+}
+
+// StopInstance stops process i of function fn (SIGTERM, then SIGKILL after
+// StopGrace) and waits for it to exit. It returns nil when the process
+// exited with status 0 within StopGrace, the process's failure otherwise.
+func (s *Stack) StopInstance(fn string, i int) error {
+	s.t.Helper()
+	return s.instance(fn, i).stop()
+}
+
+// StartInstance starts a stopped process i of function fn again on its old
+// port and waits until it answers GET /livez.
+func (s *Stack) StartInstance(fn string, i int) {
+	s.t.Helper()
+	in := s.instance(fn, i)
+	if err := in.start(in.port); err != nil {
+		s.t.Fatalf("restarting %s: %v", in.name, err)
+	}
+}
+
+// Logs returns everything process i of function fn has written to stdout
+// and stderr so far (every run of it, after StartInstance).
+func (s *Stack) Logs(fn string, i int) string {
+	s.t.Helper()
+	b, err := os.ReadFile(s.instance(fn, i).logPath)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (s *Stack) instance(fn string, i int) *instance {
+	s.t.Helper()
+	ins := s.procs[fn]
+	if i < 0 || i >= len(ins) {
+		s.t.Fatalf("stack: no instance %d of function %q (it has %d)", i, fn, len(ins))
+	}
+	return ins[i]
+}
+
+// instance is one function process.
+type instance struct {
+	name    string
+	bin     string
+	env     []string
+	dir     string
+	logPath string
+
+	mu      sync.Mutex
+	port    int
+	cmd     *exec.Cmd
+	done    chan struct{}
+	err     error // Wait's result, read after done is closed
+	stopped bool  // stop was called for the current run
+}
+
+var errNotRunning = errors.New("not running")
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (in *instance) url() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return "http://127.0.0.1:" + strconv.Itoa(in.port)
+}
+
+// start runs the process on port (0: a free one, retried if another
+// process takes it first) and waits until it answers GET /livez.
+func (in *instance) start(port int) error {
+	for attempt := 0; ; attempt++ {
+		p := port
+		if p == 0 {
+			var err error
+			if p, err = devserver.FreePort(); err != nil {
+				return err
+			}
+		}
+		err := in.run(p)
+		if err != nil && port == 0 && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+			continue
+		}
+		return err
+	}
+}
+
+func (in *instance) run(port int) error {
+	in.mu.Lock()
+	if in.done != nil {
+		select {
+		case <-in.done:
+		default:
+			in.mu.Unlock()
+			return fmt.Errorf("%s is already running", in.name)
+		}
+	}
+	logf, err := os.OpenFile(in.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		in.mu.Unlock()
+		return err
+	}
+	fmt.Fprintf(logf, "=== stack: starting %s on port %d\n", in.name, port)
+	cmd := exec.Command(in.bin)
+	cmd.Env = append(slices.Clone(in.env), "PORT="+strconv.Itoa(port))
+	// A folder of its own: no .env of the repository is picked up.
+	cmd.Dir = in.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = devserver.ChildProcAttr()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		in.mu.Unlock()
+		return fmt.Errorf("starting %s: %w", in.name, err)
+	}
+	done := make(chan struct{})
+	in.port, in.cmd, in.done, in.err, in.stopped = port, cmd, done, nil, false
+	in.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		in.mu.Lock()
+		in.err = err
+		in.mu.Unlock()
+		close(done)
+	}()
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/livez", port)
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(ReadyTimeout)
+	for {
+		select {
+		case <-done:
+			in.mu.Lock()
+			werr := in.err
+			in.stopped = true // reported here, not again at cleanup
+			in.mu.Unlock()
+			return fmt.Errorf("%s exited before answering /livez (%v); its log:\n%s", in.name, werr, tail(in.logPath))
+		default:
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			_ = in.stop()
+			return fmt.Errorf("%s: GET /livez not 200 after %s (last: %v); its log:\n%s", in.name, ReadyTimeout, err, tail(in.logPath))
+		}
+		select {
+		case <-done:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM, waits StopGrace, then kills the process group.
+func (in *instance) stop() error {
+	in.mu.Lock()
+	cmd, done := in.cmd, in.done
+	in.stopped = true
+	in.mu.Unlock()
+	if done == nil {
+		return errNotRunning
+	}
+	select {
+	case <-done:
+		return errNotRunning
+	default:
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(StopGrace):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return fmt.Errorf("%s did not exit within %s of SIGTERM and was killed", in.name, StopGrace)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.err != nil {
+		return fmt.Errorf("%s exited after SIGTERM: %w", in.name, in.err)
+	}
+	return nil
+}
+
+// processEnv is the environment of every function process, without PORT.
+func processEnv(opt Options) []string {
+	drop := map[string]bool{"PORT": true, "FUNCTION_TARGET": true, "K_SERVICE": true,
+		DatabaseURLVariable: true, RedisURLVariable: true}
+	for _, v := range config.Variables {
+		drop[v] = true
+	}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	env = append(env,
+		"DATABASE_URL="+opt.DatabaseURL,
+		"REDIS_URL="+opt.RedisURL,
+		"INIT_DB=false",
+		"LOG_LEVEL=warn",
+	)
+	keys := make([]string, 0, len(opt.Env))
+	for k := range opt.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+opt.Env[k])
+	}
+	return env
+}
+
+// RedisURLVariable names the environment variable holding the URL of a
+// Redis server shared by the whole test run (set by `make test`), for tests
+// that do not stop their Redis and use keys of their own.
+const RedisURLVariable = "TEST_REDIS_URL"
+
+var (
+	buildOnce sync.Once
+	builtBins map[string]string
+	buildErr  error
+)
+
+// buildFunctions returns the path of each function's binary, building them
+// once per test binary. Tests of this package replace it.
+var buildFunctions = func() (map[string]string, error) {
+	buildOnce.Do(func() { builtBins, buildErr = build() })
+	return builtBins, buildErr
+}
+
+// build runs `go build -o DIR/NAME ./functions/NAME/cmd` for every function
+// from the workspace root, in parallel. DIR is a cache folder per checkout
+// (under os.UserCacheDir), so go build skips linking a binary that is
+// already up to date: a warm run pays a staleness check, not four links.
+// A file lock keeps test binaries of one run from building at once.
+func build() (map[string]string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(cache, "ratebill", "stack-bin", hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close() // releases the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("the go command is not on PATH: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bins := map[string]string{}
+	errs := make([]error, len(routes.Functions))
+	var wg sync.WaitGroup
+	for k, fn := range routes.Functions {
+		out := filepath.Join(dir, fn)
+		bins[fn] = out
+		wg.Go(func() {
+			cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, "./functions/"+fn+"/cmd")
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				errs[k] = fmt.Errorf("go build ./functions/%s/cmd: %w\n%s", fn, err, b)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return bins, nil
+}
+
+// repoRoot walks up from the working directory to the folder with go.work.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory: run the tests inside the repository")
+		}
+		dir = parent
+	}
+}
+
+// tail returns the last 64 KiB of the file at path.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	const max = 64 << 10
+	if len(b) > max {
+		b = append([]byte("...\n"), b[len(b)-max:]...)
+	}
+	return strings.TrimSpace(string(b))
+}
