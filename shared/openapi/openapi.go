@@ -1,30 +1,142 @@
-// Package openapi serves the API's OpenAPI document and its interactive
-// documentation.
+// Package openapi serves the API's contract: the OpenAPI 3.1 document
+// (openapi.json, the single description of the public API) at
+// /openapi.json, and Swagger UI for it at /docs.
+//
+// Swagger UI's assets (swagger-ui-dist from the npm registry, at the
+// version in swagger-ui/VERSION, refreshed by scripts/update-swagger-ui.sh)
+// are embedded in the binary, so the page works with no internet access.
+// The gateways route exact paths only, so the assets are served from the
+// page's own path: /docs?asset=swagger-ui-bundle.js and so on.
+//
+// Responses carry a strong ETag and answer If-None-Match with 304. The
+// document and the page are "no-cache" (revalidated on every use, so a
+// deployment is seen at once); the assets may be cached for an hour.
 package openapi
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/httpapi"
 )
 
 //go:embed openapi.json
 var spec []byte
 
-// Spec returns the OpenAPI document.
+// The page and its assets. go:embed fails the build if one is missing.
+var (
+	//go:embed docs.html
+	page []byte
+	//go:embed docs.js
+	docsJS []byte
+	//go:embed swagger-ui/swagger-ui.css
+	swaggerCSS []byte
+	//go:embed swagger-ui/swagger-ui-bundle.js
+	swaggerJS []byte
+	//go:embed swagger-ui/VERSION
+	swaggerVersion string
+)
+
+// Spec returns the OpenAPI document. Callers must not modify it.
 func Spec() []byte { return spec }
 
-// SpecHandler serves the OpenAPI document.
+// SwaggerUIVersion is the version of swagger-ui-dist served at /docs.
+func SwaggerUIVersion() string { return strings.TrimSpace(swaggerVersion) }
+
+// Assets are the values of /docs?asset= (besides none: the page itself).
+var Assets = []string{"swagger-ui.css", "swagger-ui-bundle.js", "docs.js"}
+
+// Cache-Control values.
+const (
+	revalidate = "no-cache"
+	assetCache = "public, max-age=3600"
+)
+
+// csp allows the page only its own scripts and styles (Swagger UI sets
+// inline styles and draws data: images) and requests to its own origin,
+// which is where "Try it out" sends them.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+type resource struct {
+	body        []byte
+	contentType string
+	cache       string
+	etag        string
+}
+
+func newResource(body []byte, contentType, cache string) *resource {
+	sum := sha256.Sum256(body)
+	return &resource{body: body, contentType: contentType, cache: cache, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+}
+
+var (
+	specResource = newResource(spec, "application/json", revalidate)
+	pageResource = newResource(page, "text/html; charset=utf-8", revalidate)
+	assets       = map[string]*resource{
+		"swagger-ui.css":       newResource(swaggerCSS, "text/css; charset=utf-8", assetCache),
+		"swagger-ui-bundle.js": newResource(swaggerJS, "text/javascript; charset=utf-8", assetCache),
+		"docs.js":              newResource(docsJS, "text/javascript; charset=utf-8", assetCache),
+	}
+)
+
+// SpecHandler serves the OpenAPI document at GET /openapi.json.
 func SpecHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(spec)
+		specResource.serve(w, r)
 	})
 }
 
-// DocsHandler serves the documentation page.
+// DocsHandler serves Swagger UI at GET /docs, and its assets at
+// GET /docs?asset=NAME (404 problem for an unknown NAME).
 func DocsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(`<!doctype html><title>API docs</title><p>See <a href="/openapi.json">/openapi.json</a>.`))
+		name := r.URL.Query().Get("asset")
+		if name == "" {
+			w.Header().Set("Content-Security-Policy", csp)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			pageResource.serve(w, r)
+			return
+		}
+		a, ok := assets[name]
+		if !ok {
+			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no asset %q; the page's assets are %s", name, strings.Join(Assets, ", ")))
+			return
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		a.serve(w, r)
 	})
+}
+
+func (res *resource) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("ETag", res.etag)
+	h.Set("Cache-Control", res.cache)
+	if matches(r.Header.Get("If-None-Match"), res.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", res.contentType)
+	h.Set("Content-Length", strconv.Itoa(len(res.body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(res.body)
+	}
+}
+
+// matches reports whether an If-None-Match header value names etag
+// (weak comparison, RFC 9110 section 13.1.2).
+func matches(ifNoneMatch, etag string) bool {
+	for _, t := range strings.Split(ifNoneMatch, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
 }

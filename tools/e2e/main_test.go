@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -19,11 +22,42 @@ import (
 	"github.com/ratebill/platform/tools/stack"
 )
 
-// newClient returns the HTTP client every test uses. (The contract tests
-// replace its transport with one that validates every exchange against
-// the OpenAPI document.)
+// newClient returns the HTTP client every test uses. Its transport checks
+// every request and response against the OpenAPI document (see
+// contract_test.go): a response the document does not allow, or a request
+// the document rejects that the API accepts (and the reverse), fails t;
+// every operation and status seen is recorded for TestMain's coverage
+// check.
 func newClient(t testing.TB) *http.Client {
-	return &http.Client{Timeout: 30 * time.Second}
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &contractTransport{t: t, base: http.DefaultTransport},
+		// Redirects are part of the contract: the tests see them as they are.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// TestMain runs the tests, then fails the run when the API and its OpenAPI
+// document have drifted apart in either direction: a documented
+// operation and status that no test exercised, or a path of the routing
+// table missing from the document (or the reverse). The coverage half is
+// skipped when -run or -skip selects only some tests.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	if err := checkContractDrift(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: contract: %v\n", err)
+		code = 1
+	}
+	if partialRun() {
+		fmt.Fprintln(os.Stderr, "contract: coverage of the OpenAPI document not checked (-run or -skip selects part of the tests)")
+	} else if err := checkContractCoverage(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: contract: %v\n", err)
+		code = 1
+	} else {
+		fmt.Fprintln(os.Stderr, "contract: every documented operation and status was exercised and validated")
+	}
+	os.Exit(code)
 }
 
 // env is one test's whole platform: its own database, its own Redis, the

@@ -1,0 +1,544 @@
+package e2e
+
+// The contract: shared/openapi/openapi.json is the one description of the
+// public API, and every exchange of these tests is checked against it.
+//
+//   - newClient's transport (contractTransport) validates each request and
+//     response with kin-openapi's openapi3filter: status, headers, media
+//     type (application/problem+json included) and body schema. A request
+//     the document rejects must be answered 4xx (or 503); a request it
+//     accepts must never get 400, 415 or 422, so the documented schemas
+//     are neither looser nor stricter than the code. Paths and methods the
+//     document does not list must answer a 404 or 405 problem.
+//   - TestMain then fails the run if a documented operation and status was
+//     never seen, and checkContractDrift compares the document with
+//     routes.Table (paths, methods, authentication) both ways.
+//
+// The tests below reach the statuses the other tests do not.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/ratebill/platform/shared/openapi"
+	"github.com/ratebill/platform/shared/routes"
+)
+
+// contract is the parsed document, its router and what the tests saw.
+type contract struct {
+	doc     *openapi3.T
+	router  routers.Router
+	problem *openapi3.Schema
+
+	mu   sync.Mutex
+	seen map[string]int // "GET /usage 200" -> exchanges validated
+}
+
+var (
+	contractOnce sync.Once
+	theContract  *contract
+	contractErr  error
+)
+
+// getContract loads shared/openapi's document once per test binary.
+func getContract() (*contract, error) {
+	contractOnce.Do(func() { theContract, contractErr = loadContract(openapi.Spec()) })
+	return theContract, contractErr
+}
+
+func loadContract(spec []byte) (*contract, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(spec)
+	if err != nil {
+		return nil, fmt.Errorf("loading the OpenAPI document: %w", err)
+	}
+	if !doc.IsOpenAPI31OrLater() || !strings.HasPrefix(doc.OpenAPI, "3.1.") {
+		return nil, fmt.Errorf("openapi is %q, want 3.1.x", doc.OpenAPI)
+	}
+	// Validate also checks every example against its schema.
+	if err := doc.Validate(loader.Context, openapi3.EnableExamplesValidation()); err != nil {
+		return nil, fmt.Errorf("the OpenAPI document is invalid: %w", err)
+	}
+	// "Try it out" must call the origin that served the page.
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != "/" {
+		return nil, fmt.Errorf("servers must be exactly [{url: \"/\"}] (same origin), got %d servers", len(doc.Servers))
+	}
+	// The tests' base URLs are random loopback ports: route by path alone
+	// (gorillamux matches paths exactly; the legacy router would take
+	// POST /users/ for POST /users).
+	doc.Servers = nil
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("routing the document: %w", err)
+	}
+	p := doc.Components.Schemas["Problem"]
+	if p == nil || p.Value == nil {
+		return nil, errors.New("components.schemas.Problem is missing")
+	}
+	for _, ct := range []string{"text/html", "text/css", "text/javascript"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+	}
+	return &contract{doc: doc, router: router, problem: p.Value, seen: map[string]int{}}, nil
+}
+
+// operations lists every documented "METHOD PATH STATUS".
+func (c *contract) operations() []string {
+	var out []string
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status := range op.Responses.Map() {
+				out = append(out, method+" "+path+" "+status)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (c *contract) record(key string) {
+	c.mu.Lock()
+	c.seen[key]++
+	c.mu.Unlock()
+}
+
+var validationOptions = &openapi3filter.Options{
+	IncludeResponseStatus: true, // an undocumented status is a violation
+	MultiError:            true,
+	AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+		s := in.SecurityScheme
+		if s == nil || s.Type != "apiKey" || s.In != "header" {
+			return fmt.Errorf("unsupported security scheme %q", in.SecuritySchemeName)
+		}
+		if in.RequestValidationInput.Request.Header.Get(s.Name) == "" {
+			return fmt.Errorf("no %s header", s.Name)
+		}
+		return nil
+	},
+	SchemaValidationOptions: []openapi3.SchemaValidationOption{openapi3.EnableFormatValidation()},
+}
+
+// check validates one exchange and returns its violations.
+func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response, body []byte) []string {
+	ctx := context.Background()
+	status := resp.StatusCode
+	var bad []string
+	if resp.Header.Get("X-Request-Id") == "" {
+		bad = append(bad, "no X-Request-Id header")
+	}
+
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		// Not an operation of the document: only the documented generic
+		// answers are allowed (info.description): 404 for an unknown path,
+		// 405 with Allow for another method on a known one.
+		want := http.StatusNotFound
+		if err.Error() == routers.ErrMethodNotAllowed.Error() {
+			want = http.StatusMethodNotAllowed
+		}
+		switch {
+		case status != want:
+			bad = append(bad, fmt.Sprintf("undocumented operation (%v) answered %d, want a %d problem", err, status, want))
+		case want == http.StatusMethodNotAllowed && resp.Header.Get("Allow") == "":
+			bad = append(bad, "405 without Allow")
+		}
+		bad = append(bad, c.checkProblem(resp, body, status)...)
+		c.record(fmt.Sprintf("(undocumented) %d", status))
+		return bad
+	}
+
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: validationOptions}
+	req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	reqErr := openapi3filter.ValidateRequest(ctx, in)
+
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: resp.Header, Options: validationOptions}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
+		bad = append(bad, fmt.Sprintf("response violates the document: %v", err))
+	} else {
+		c.record(fmt.Sprintf("%s %s %d", route.Method, route.Path, status))
+	}
+	switch {
+	case reqErr != nil && !(status >= 400 && status < 500 || status == http.StatusServiceUnavailable):
+		bad = append(bad, fmt.Sprintf("the document rejects this request (%v) but the API answered %d", reqErr, status))
+	case reqErr == nil && (status == http.StatusBadRequest || status == http.StatusUnsupportedMediaType || status == http.StatusUnprocessableEntity):
+		bad = append(bad, fmt.Sprintf("the document accepts this request but the API answered %d: %s", status, body))
+	}
+	return bad
+}
+
+// checkProblem validates a problem+json answer against the Problem schema.
+func (c *contract) checkProblem(resp *http.Response, body []byte, status int) []string {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt != "application/problem+json" {
+		return []string{fmt.Sprintf("Content-Type %q, want application/problem+json", resp.Header.Get("Content-Type"))}
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return []string{fmt.Sprintf("problem body is not JSON: %v", err)}
+	}
+	if err := c.problem.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+		return []string{fmt.Sprintf("problem body violates components.schemas.Problem: %v", err)}
+	}
+	if m, _ := v.(map[string]any); m["status"] != float64(status) {
+		return []string{fmt.Sprintf("problem status %v, HTTP status %d", m["status"], status)}
+	}
+	return nil
+}
+
+// validating bounds concurrent validations to the number of CPUs.
+var validating = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// contractTransport validates every exchange against the document and
+// reports violations on t.
+type contractTransport struct {
+	t    testing.TB
+	base http.RoundTripper
+}
+
+func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c, err := getContract()
+	if err != nil {
+		return nil, err
+	}
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	send := req.Clone(req.Context())
+	send.Body = io.NopCloser(bytes.NewReader(reqBody))
+	if req.Body == nil {
+		send.Body = nil
+	}
+	resp, err := ct.base.RoundTrip(send)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	vreq := req.Clone(context.Background())
+	// Validation compiles schemas on every call (kin-openapi does not
+	// cache them); hundreds of concurrent requests validating at once
+	// only thrash memory, so validate a few at a time.
+	validating <- struct{}{}
+	violations := c.check(vreq, reqBody, resp, body)
+	<-validating
+	for _, v := range violations {
+		ct.t.Errorf("contract: %s %s -> %d (X-Request-Id %s): %s", req.Method, req.URL.RequestURI(), resp.StatusCode, resp.Header.Get("X-Request-Id"), v)
+	}
+	return resp, nil
+}
+
+// checkContractDrift compares the document with routes.Table: the same
+// (method, path) pairs, and X-API-Key security exactly on the routes
+// that authenticate.
+func checkContractDrift() error {
+	c, err := getContract()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	documented := map[string]*openapi3.Operation{}
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			documented[method+" "+path] = op
+		}
+	}
+	for _, r := range routes.Table {
+		op, ok := documented[r.Method+" "+r.Path]
+		if !ok {
+			errs = append(errs, fmt.Errorf("routes.Table serves %s %s (function %s) but the OpenAPI document does not describe it", r.Method, r.Path, r.Function))
+			continue
+		}
+		delete(documented, r.Method+" "+r.Path)
+		keyed := op.Security != nil && len(*op.Security) > 0
+		if op.Security == nil {
+			keyed = len(c.doc.Security) > 0
+		}
+		if keyed != (r.Auth == routes.AuthKey) {
+			errs = append(errs, fmt.Errorf("%s %s: routes.Table says auth %q, the document's security says key required = %v", r.Method, r.Path, r.Auth, keyed))
+		}
+		if _, limited := op.Responses.Map()["429"]; r.Metered && !limited {
+			errs = append(errs, fmt.Errorf("%s %s is metered but documents no 429", r.Method, r.Path))
+		}
+	}
+	for k := range documented {
+		errs = append(errs, fmt.Errorf("the OpenAPI document describes %s, which routes.Table does not route", k))
+	}
+	return errors.Join(errs...)
+}
+
+// checkContractCoverage fails unless every documented operation and
+// status was validated at least once.
+func checkContractCoverage() error {
+	c, err := getContract()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var missing []string
+	for _, k := range c.operations() {
+		if c.seen[k] == 0 {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("documented but never exercised by a test (document a status only if it can happen, and test it):\n\t%s", strings.Join(missing, "\n\t"))
+	}
+	return nil
+}
+
+// partialRun reports whether -run or -skip selects only some tests.
+func partialRun() bool {
+	for _, name := range []string{"test.run", "test.skip"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestContractDocument: the document loads, is valid OpenAPI 3.1 with
+// valid examples, and agrees with routes.Table.
+func TestContractDocument(t *testing.T) {
+	t.Parallel()
+	c, err := getContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkContractDrift(); err != nil {
+		t.Fatal(err)
+	}
+	ops := c.operations()
+	if len(ops) < len(routes.Table) {
+		t.Fatalf("%d documented statuses for %d routes", len(ops), len(routes.Table))
+	}
+	// Every problem response is application/problem+json and says which
+	// problem type it is.
+	for path, item := range c.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			for status, r := range op.Responses.Map() {
+				code, _ := strconv.Atoi(status)
+				if r.Value.Headers["X-Request-Id"] == nil || !r.Value.Headers["X-Request-Id"].Value.Required {
+					t.Errorf("%s %s %s: X-Request-Id is not a required header", method, path, status)
+				}
+				if code < 400 || path == "/health" {
+					continue
+				}
+				if len(r.Value.Content) != 1 || r.Value.Content.Get("application/problem+json") == nil {
+					t.Errorf("%s %s %s: error content is not only application/problem+json", method, path, status)
+				}
+			}
+		}
+	}
+}
+
+// TestContractSignUp exercises every status of both sign-up paths: the
+// seed's POST /users/ and POST /users, which the routing table also
+// routes. The sign-up limit is set to the number of requests before the
+// last two, which must be refused with 429.
+func TestContractSignUp(t *testing.T) {
+	t.Parallel()
+	type tc struct {
+		name        string
+		body        string
+		contentType string
+		status      int
+		code        string
+	}
+	cases := func(p string) []tc {
+		u := "slash"
+		if !strings.HasSuffix(p, "/") {
+			u = "noslash"
+		}
+		return []tc{
+			{"created", `{"username":"` + u + `","email":"` + u + `@example.com"}`, "", 201, ""},
+			{"duplicate", `{"username":"` + strings.ToUpper(u) + `","email":"other-` + u + `@example.com"}`, "", 409, "conflict"},
+			{"malformed", `{"username":`, "", 400, "malformed-request"},
+			{"too large", `{"username":"` + strings.Repeat("a", 2048) + `","email":"a@example.com"}`, "", 413, "payload-too-large"},
+			{"not JSON", `username=a`, "text/plain", 415, "unsupported-media-type"},
+			{"invalid", `{"username":"a","email":"nope"}`, "", 422, "validation-failed"},
+		}
+	}
+	paths := []string{"/users/", "/users"}
+	limit := 0
+	for _, p := range paths {
+		limit += len(cases(p))
+	}
+	e := setup(t, options{replicas: 1, env: map[string]string{"SIGNUP_RATE_LIMIT": strconv.Itoa(limit), "MAX_BODY_BYTES": "1024"}})
+	for _, p := range paths {
+		for _, c := range cases(p) {
+			r := e.do(req{method: "POST", path: p, body: c.body, contentType: c.contentType})
+			if c.status == 201 {
+				if r.Status != 201 || r.Header.Get("Location") != "/me" || r.Header.Get("RateLimit-Policy") != `"signup";q=`+strconv.Itoa(limit)+`;w=3600` {
+					t.Fatalf("%s %s: %d %v %s", p, c.name, r.Status, r.Header, r.Body)
+				}
+				continue
+			}
+			prob := expectProblem(t, r, c.status, c.code)
+			if (c.status == 409 || c.status == 422) && prob["errors"] == nil {
+				t.Errorf("%s %s: no errors array: %s", p, c.name, r.Body)
+			}
+		}
+	}
+	for _, p := range paths {
+		r := e.do(req{method: "POST", path: p, body: `{"username":"late","email":"late@example.com"}`})
+		expectProblem(t, r, 429, "rate-limited")
+		if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 || r.Header.Get("X-RateLimit-Remaining") != "0" {
+			t.Errorf("%s 429 headers %v", p, r.Header)
+		}
+	}
+	if n := e.queryInt(`SELECT count(*) FROM users`); n != 2 {
+		t.Fatalf("%d users, want 2", n)
+	}
+}
+
+// TestContractPostgresDown points every function at a Postgres that does
+// not answer: every operation that needs it answers 503 with Retry-After,
+// and /health names Postgres.
+func TestContractPostgresDown(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1, databaseURL: "postgres://ratebill@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"})
+	key := unknownKey() // well formed: only Postgres can say it is unknown
+	for _, r := range []req{
+		{method: "POST", path: "/users/", body: map[string]string{"username": "nobody", "email": "nobody@example.com"}},
+		{method: "POST", path: "/users", body: map[string]string{"username": "nobody", "email": "nobody@example.com"}},
+		{method: "GET", path: "/me", key: key},
+		{method: "GET", path: "/usage", key: key},
+		{method: "GET", path: "/billing", key: key},
+	} {
+		resp := e.do(r)
+		p := expectProblem(t, resp, 503, "service-unavailable")
+		if !strings.Contains(fmt.Sprint(p["detail"]), "postgres") || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: %v %s", r.method, r.path, resp.Header, resp.Body)
+		}
+	}
+	h := e.do(req{method: "GET", path: "/health"})
+	if h.Status != 503 || h.Header.Get("Retry-After") == "" {
+		t.Fatalf("health %d %v", h.Status, h.Header)
+	}
+	checks := h.JSON(t)["checks"].(map[string]any)
+	if checks["postgres"].(map[string]any)["status"] != "down" || checks["redis"].(map[string]any)["status"] != "ok" {
+		t.Fatalf("health %s", h.Body)
+	}
+}
+
+// TestContractDocs: /openapi.json is the embedded document, byte for byte;
+// /docs and its assets are served from the binary with ETags that
+// revalidate to 304; an unknown asset is a 404 problem.
+func TestContractDocs(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1})
+
+	s := e.do(req{method: "GET", path: "/openapi.json"})
+	if s.Status != 200 || !bytes.Equal(s.Body, openapi.Spec()) || s.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("/openapi.json: %d %q, %d bytes", s.Status, s.Header.Get("Content-Type"), len(s.Body))
+	}
+	revalidate(t, e, "/openapi.json", s)
+
+	page := e.do(req{method: "GET", path: "/docs"})
+	if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/docs: %d %q", page.Status, page.Header.Get("Content-Type"))
+	}
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("/docs Content-Security-Policy %q", csp)
+	}
+	revalidate(t, e, "/docs", page)
+	for _, a := range openapi.Assets {
+		if !strings.Contains(string(page.Body), `"docs?asset=`+a+`"`) {
+			t.Errorf("the page does not load asset %s", a)
+		}
+		r := e.do(req{method: "GET", path: "/docs?asset=" + a})
+		want := "text/css"
+		if strings.HasSuffix(a, ".js") {
+			want = "text/javascript"
+		}
+		if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), want) || len(r.Body) == 0 {
+			t.Fatalf("asset %s: %d %q", a, r.Status, r.Header.Get("Content-Type"))
+		}
+		revalidate(t, e, "/docs?asset="+a, r)
+	}
+	bundle := e.do(req{method: "GET", path: "/docs?asset=swagger-ui-bundle.js"})
+	if !strings.Contains(string(bundle.Body), "SwaggerUIBundle") {
+		t.Fatal("the bundle is not Swagger UI")
+	}
+	expectProblem(t, e.do(req{method: "GET", path: "/docs?asset=../openapi.go"}), 404, "not-found")
+}
+
+// readRepoFile reads a file by its path from the repository root.
+func readRepoFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// revalidate asks for path again with the ETag of first: 304, no body.
+func revalidate(t *testing.T, e *env, path string, first *response) {
+	t.Helper()
+	tag := first.Header.Get("ETag")
+	if tag == "" || first.Header.Get("Cache-Control") == "" {
+		t.Fatalf("%s: ETag %q Cache-Control %q", path, tag, first.Header.Get("Cache-Control"))
+	}
+	r := e.do(req{method: "GET", path: path, header: map[string]string{"If-None-Match": tag}})
+	if r.Status != http.StatusNotModified || len(r.Body) != 0 || r.Header.Get("ETag") != tag {
+		t.Fatalf("%s with If-None-Match %s: %d, %d bytes", path, tag, r.Status, len(r.Body))
+	}
+}
+
+// TestContractSwaggerUIPinned: the embedded assets are the pinned
+// swagger-ui-dist files, as scripts/update-swagger-ui.sh wrote them.
+func TestContractSwaggerUIPinned(t *testing.T) {
+	t.Parallel()
+	sums := readRepoFile(t, "shared/openapi/swagger-ui/SHA256SUMS")
+	for _, line := range strings.Split(strings.TrimSpace(sums), "\n") {
+		want, name, ok := strings.Cut(line, "  ")
+		if !ok {
+			t.Fatalf("SHA256SUMS line %q", line)
+		}
+		sum := sha256.Sum256([]byte(readRepoFile(t, "shared/openapi/swagger-ui/"+name)))
+		if fmt.Sprintf("%x", sum) != want {
+			t.Errorf("%s does not match SHA256SUMS: run scripts/update-swagger-ui.sh", name)
+		}
+	}
+	v := openapi.SwaggerUIVersion()
+	script := readRepoFile(t, "scripts/update-swagger-ui.sh")
+	if v == "" || !strings.Contains(script, "SWAGGER_UI_VERSION:-"+v+"}") {
+		t.Fatalf("embedded swagger-ui-dist %q is not the version pinned in scripts/update-swagger-ui.sh", v)
+	}
+	if !slices.Contains(openapi.Assets, "swagger-ui-bundle.js") {
+		t.Fatal("bundle not served")
+	}
+}
