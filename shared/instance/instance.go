@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -282,8 +283,13 @@ func Lazy(build func(*Instance) http.Handler) http.HandlerFunc {
 			inst, err := Default()
 			if err != nil {
 				mu.Unlock()
-				slog.Error("configuration", "error", err.Error())
-				httpapi.WriteProblem(w, httpapi.Problem{Type: httpapi.ProblemType(shared.EUnavailable), Title: "Service Unavailable", Status: http.StatusServiceUnavailable, Detail: "the service is misconfigured"})
+				// No instance, so no middleware: answer like it would.
+				id := uuid.NewString()
+				slog.Error("configuration", "error", err.Error(), "request_id", id)
+				w.Header().Set(httpapi.RequestIDHeader, id)
+				w.Header().Set("Retry-After", "30")
+				httpapi.WriteProblem(w, httpapi.Problem{Type: httpapi.ProblemType(shared.EUnavailable), Title: "Service Unavailable",
+					Status: http.StatusServiceUnavailable, Detail: "the service is misconfigured", Instance: r.URL.Path, RequestID: id})
 				return
 			}
 			h := build(inst)

@@ -2,9 +2,9 @@ package instance
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -90,7 +90,7 @@ func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
 			return
 		}
 		m := Metering{}
-		limitKey := fmt.Sprintf("user:%d", p.UserID)
+		limitKey := "user:" + strconv.FormatInt(p.UserID, 10)
 		lim, err := i.Limiter()
 		if err == nil {
 			m.Limit, err = lim.Allow(ctx, limitKey, i.UserLimit())
