@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sort"
 	"strconv"
@@ -99,7 +100,7 @@ func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
 		case err != nil && i.Config.RateLimitFailOpen:
 			httpapi.Logger(ctx).WarnContext(ctx, "rate limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "error", err.Error())
 		case err != nil:
-			httpapi.Error(w, r, shared.Unavailable("redis", err))
+			httpapi.Error(w, r, dependencyError("redis", err))
 			return
 		default:
 			m.Limited = true
@@ -158,7 +159,7 @@ func (i *Instance) IPLimited(h http.Handler) http.Handler {
 		case err != nil && i.Config.RateLimitFailOpen:
 			httpapi.Logger(ctx).WarnContext(ctx, "sign-up limit not enforced: redis unavailable", "error", err.Error())
 		case err != nil:
-			httpapi.Error(w, r, shared.Unavailable("redis", err))
+			httpapi.Error(w, r, dependencyError("redis", err))
 			return
 		default:
 			httpapi.SetRateLimitHeaders(w, "signup", res)
@@ -171,11 +172,16 @@ func (i *Instance) IPLimited(h http.Handler) http.Handler {
 	})
 }
 
-// dependencyError keeps application errors and configuration errors as
-// they are and turns anything else into a 503 naming the dependency.
+// dependencyError keeps application errors as they are and turns
+// anything else into a 503: naming the dependency, or saying that this
+// instance is draining after SIGTERM (the client should simply retry;
+// Cloud Run routes the retry to another instance).
 func dependencyError(dep string, err error) error {
 	if shared.ErrorCode(err) != shared.EInternal {
 		return err
+	}
+	if errors.Is(err, ErrClosed) || errors.Is(err, usage.ErrClosed) {
+		return &shared.Error{Code: shared.EUnavailable, Message: "this instance is shutting down; retry", Err: err}
 	}
 	return shared.Unavailable(dep, err)
 }
@@ -201,10 +207,9 @@ func (i *Instance) Handler(routes Routes) http.Handler {
 			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no route for %s", r.URL.Path))
 			return
 		}
+		// Exactly the documented methods: no implicit HEAD, which on a
+		// metered path would be billed for a response nobody reads.
 		h, ok := methods[r.Method]
-		if !ok && r.Method == http.MethodHead {
-			h, ok = methods[http.MethodGet]
-		}
 		if !ok {
 			allow := make([]string, 0, len(methods))
 			for m := range methods {
