@@ -193,3 +193,34 @@ func BenchmarkRecord(b *testing.B) {
 		b.ReportMetric(float64(st.Events)/float64(max(st.Writes, 1)), "events/write")
 	})
 }
+
+// TestBadEventDoesNotFailItsNeighbours: a data error in one event of a
+// grouped write (here an empty request id, refused by a CHECK) fails that
+// event alone; the others are written one by one.
+func TestBadEventDoesNotFailItsNeighbours(t *testing.T) {
+	t.Parallel()
+	s, user := newStoreUser(t)
+	rec := usage.New(s, usage.Options{MaxInFlight: 1})
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint("ok-", i)
+			if i == 3 {
+				id = ""
+			}
+			_, errs[i] = rec.Record(context.Background(), usage.Event{UserID: user, RequestID: id, Endpoint: "/usage"})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 3) {
+			t.Fatalf("event %d: err = %v", i, err)
+		}
+	}
+	if n, _ := s.TotalRequests(context.Background(), user); n != 5 {
+		t.Fatalf("total %d, want 5", n)
+	}
+}
