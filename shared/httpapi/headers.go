@@ -26,13 +26,17 @@ func SetRateLimitHeaders(w http.ResponseWriter, policy string, r ratelimit.Resul
 	h := w.Header()
 	window := int64(r.Limit.Window / time.Second)
 	reset := int64(math.Ceil(r.ResetAfter.Seconds()))
-	h.Set("RateLimit-Policy", `"`+policy+`";q=`+strconv.FormatInt(r.Limit.Requests, 10)+";w="+strconv.FormatInt(window, 10))
-	h.Set("RateLimit", `"`+policy+`";r=`+strconv.FormatInt(r.Remaining, 10)+";t="+strconv.FormatInt(reset, 10))
-	h.Set("X-RateLimit-Limit", strconv.FormatInt(r.Limit.Requests, 10))
-	h.Set("X-RateLimit-Remaining", strconv.FormatInt(r.Remaining, 10))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(r.ResetAt().Unix(), 10))
+	limit := strconv.FormatInt(r.Limit.Requests, 10)
+	remaining := strconv.FormatInt(r.Remaining, 10)
+	// Direct map writes with the canonical keys (what Header.Set would
+	// store): this runs on every metered request.
+	h["Ratelimit-Policy"] = []string{`"` + policy + `";q=` + limit + ";w=" + strconv.FormatInt(window, 10)}
+	h["Ratelimit"] = []string{`"` + policy + `";r=` + remaining + ";t=" + strconv.FormatInt(reset, 10)}
+	h["X-Ratelimit-Limit"] = []string{limit}
+	h["X-Ratelimit-Remaining"] = []string{remaining}
+	h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(r.ResetAt().Unix(), 10)}
 	if !r.Allowed {
-		h.Set("Retry-After", strconv.FormatInt(max(int64(math.Ceil(r.RetryAfter.Seconds())), 1), 10))
+		h["Retry-After"] = []string{strconv.FormatInt(max(int64(math.Ceil(r.RetryAfter.Seconds())), 1), 10)}
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -40,28 +40,64 @@ func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	loggerKey
-)
+const requestKey ctxKey = iota
+
+// requestInfo is what Middleware puts in a request's context: one value,
+// and the request's logger built only when something logs (most requests
+// at LOG_LEVEL=warn never do; building it costs allocations).
+type requestInfo struct {
+	id    string
+	base  *slog.Logger
+	trace string // "projects/P/traces/T", or ""
+	once  sync.Once
+	log   *slog.Logger
+}
+
+func (ri *requestInfo) logger() *slog.Logger {
+	ri.once.Do(func() {
+		ri.log = ri.base.With("request_id", ri.id)
+		if ri.trace != "" {
+			ri.log = ri.log.With("logging.googleapis.com/trace", ri.trace)
+		}
+	})
+	return ri.log
+}
 
 // RequestID returns the request id of ctx ("" outside a request).
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey).(string)
-	return s
+	if ri, ok := ctx.Value(requestKey).(*requestInfo); ok {
+		return ri.id
+	}
+	return ""
 }
 
 // Logger returns the request's logger (with its request id and trace), or
 // slog.Default outside a request.
 func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
-		return l
+	if ri, ok := ctx.Value(requestKey).(*requestInfo); ok {
+		return ri.logger()
 	}
 	return slog.Default()
 }
 
-// validRequestID accepts client-chosen ids that are safe to log and store.
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:\-]{8,128}$`)
+// ValidRequestID reports whether a client-chosen id is kept (the gateways
+// use the same rule): ids that are safe to log and store:
+// 8 to 128 of A-Z a-z 0-9 . _ : - (a loop rather than a regular
+// expression: it runs on every request).
+func ValidRequestID(id string) bool {
+	if len(id) < 8 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // RequestIDHeader carries the request id both ways. A client that sends
 // one makes its request idempotent for metering: a retry with the same id
@@ -76,15 +112,15 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
-		if !validRequestID.MatchString(id) {
+		if !ValidRequestID(id) {
 			id = newRequestID()
 		}
-		w.Header().Set(RequestIDHeader, id)
-		log := logger.With("request_id", id)
+		w.Header()[RequestIDHeader] = []string{id} // canonical already
+		ri := &requestInfo{id: id, base: logger}
 		if trace := traceID(r); trace != "" && project != "" {
-			log = log.With("logging.googleapis.com/trace", "projects/"+project+"/traces/"+trace)
+			ri.trace = "projects/" + project + "/traces/" + trace
 		}
-		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey, id), loggerKey, log)
+		ctx := context.WithValue(r.Context(), requestKey, ri)
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
@@ -92,7 +128,7 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(ctx, "panic", "panic", v)
+				ri.logger().ErrorContext(ctx, "panic", "panic", v)
 				if !rec.wrote {
 					WriteProblem(rec, Problem{Type: ProblemType("internal-error"), Title: "Internal Server Error", Status: 500, RequestID: id})
 				}
@@ -101,10 +137,10 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 			if rec.status >= 500 {
 				level = slog.LevelError
 			}
-			if !log.Enabled(ctx, level) {
+			if !logger.Enabled(ctx, level) {
 				return
 			}
-			log.LogAttrs(ctx, level, r.Method+" "+r.URL.Path, slog.Group("httpRequest",
+			ri.logger().LogAttrs(ctx, level, r.Method+" "+r.URL.Path, slog.Group("httpRequest",
 				slog.String("requestMethod", r.Method),
 				slog.String("requestUrl", r.URL.RequestURI()),
 				slog.Int("status", rec.status),

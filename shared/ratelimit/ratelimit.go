@@ -78,10 +78,13 @@ type scripter interface {
 
 // Limiter decides rate limits against one Redis.
 type Limiter struct {
-	rdb scripter
+	rdb   scripter
+	batch batcher
 }
 
 // New returns a Limiter using rdb.
+// When rdb can pipeline (go-redis clients can), concurrent Allow calls
+// share round trips (see batch.go).
 func New(rdb scripter) *Limiter { return &Limiter{rdb: rdb} }
 
 // ErrInvalidLimit reports a Limit that cannot be enforced.
@@ -91,20 +94,23 @@ var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 request per 
 // A Redis failure is returned as an error (wrapped); the caller decides
 // whether to fail closed or open.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
-	return l.AllowN(ctx, key, limit, 1)
+	p, ok := l.rdb.(pipeliner)
+	if !ok || !limit.valid() {
+		return l.AllowN(ctx, key, limit, 1)
+	}
+	return l.allowBatched(ctx, p, key, limit)
 }
 
 // AllowN takes n requests at once (0 reports the current state).
 func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
-	window := int64(limit.Window / time.Second)
-	if limit.Requests < 1 || window < 1 || limit.Window%time.Second != 0 || n < 0 {
+	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	v, err := windowScript.Run(ctx, l.rdb, []string{keyPrefix + key}, limit.Requests, window, n).Slice()
-	if err != nil {
-		return Result{}, fmt.Errorf("deciding rate limit: %w", err)
-	}
-	return parse(v, limit)
+	return l.run(ctx, keyPrefix+key, limit, n)
+}
+
+func (l Limit) valid() bool {
+	return l.Requests >= 1 && l.Window >= time.Second && l.Window%time.Second == 0
 }
 
 // Refund gives back n requests taken in the window that started at

@@ -29,7 +29,11 @@ if cost > 0 and used + cost > limit then
 end
 if cost > 0 then
   used = used + cost
-  redis.call('HSET', KEYS[1], 's', start, 'n', used)
-  redis.call('EXPIREAT', KEYS[1], start + window + 1)
+  if tonumber(cur[1]) == start then
+    redis.call('HSET', KEYS[1], 'n', used) -- expiry already set this window
+  else
+    redis.call('HSET', KEYS[1], 's', start, 'n', used)
+    redis.call('EXPIREAT', KEYS[1], start + window + 1)
+  end
 end
 return {1, used, start, t[1], t[2]}

@@ -33,10 +33,11 @@ func New(backends map[string]http.Handler) (http.Handler, error) {
 		table[r.Path] = b
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Like nginx's $request_id: keep the client's id, else assign one,
-		// so every response (404s included) can be traced.
+		// Like nginx: keep a well-formed client id (the client's
+		// idempotency key), else assign one, so every response (404s
+		// included) can be traced.
 		id := r.Header.Get(httpapi.RequestIDHeader)
-		if id == "" {
+		if !httpapi.ValidRequestID(id) {
 			id = uuid.NewString()
 			r.Header.Set(httpapi.RequestIDHeader, id)
 		}

@@ -86,3 +86,25 @@ func TestProxyRoundRobinAndForwarding(t *testing.T) {
 		t.Fatalf("unreachable backend: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
+
+func TestRequestIDs(t *testing.T) {
+	t.Parallel()
+	var seen string
+	gw, err := New(map[string]http.Handler{
+		routes.Users: http.NotFoundHandler(), routes.Billing: http.NotFoundHandler(), routes.Health: http.NotFoundHandler(),
+		routes.Usage: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r.Header.Get("X-Request-Id") }),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, kept := range map[string]bool{"client-retry-0001": true, "": false, "abc": false, "has space in it": false} {
+		r := httptest.NewRequest("GET", "/usage", nil)
+		if id != "" {
+			r.Header.Set("X-Request-Id", id)
+		}
+		gw.ServeHTTP(httptest.NewRecorder(), r)
+		if (seen == id) != kept || len(seen) < 8 {
+			t.Errorf("client id %q: function saw %q", id, seen)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+-- Many fixed-window decisions in one script call: window.lua's logic for
+-- each key in turn, cost 1 each, on one reading of the clock. Used by a
+-- Limiter on a single Redis (not a cluster: the keys may hash to
+-- different slots) to decide a batch of concurrent requests in one round
+-- trip and one script call instead of one each.
+--
+-- KEYS[i]        the counter hash of decision i (a key may repeat: the
+--                decisions are taken in order, each seeing the previous)
+-- ARGV[2i-1]     limit of decision i
+-- ARGV[2i]       window length in seconds of decision i
+--
+-- Returns {now seconds, now microseconds, allowed_1, used_1, start_1,
+-- allowed_2, ...}. A denied decision changes nothing.
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local out = {t[1], t[2]}
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  local start = now - (now % window)
+  local cur = redis.call('HMGET', key, 's', 'n')
+  local same = tonumber(cur[1]) == start
+  local used = 0
+  if same then
+    used = tonumber(cur[2]) or 0
+  end
+  local allowed = 0
+  if used + 1 <= limit then
+    allowed = 1
+    used = used + 1
+    if same then
+      redis.call('HSET', key, 'n', used)
+    else
+      redis.call('HSET', key, 's', start, 'n', used)
+      redis.call('EXPIREAT', key, start + window + 1)
+    end
+  end
+  out[#out + 1] = allowed
+  out[#out + 1] = used
+  out[#out + 1] = start
+end
+return out
