@@ -4,7 +4,7 @@
 #
 #   1. scripts/install-deps.sh        server packages (apt-get as root)
 #   2. scripts/test.d/*.sh            preparation steps, in name order
-#   3. gofmt -l, go vet               every module of go.work
+#   3. gofmt -l, go vet, staticcheck  every module of go.work
 #   4. tools/cmd/testenv -- go test   every module of go.work (shared with
 #                                     -race), with TEST_DATABASE_URL and
 #                                     TEST_REDIS_URL naming private servers
@@ -95,6 +95,10 @@ for m in "${modules[@]}"; do
 	step "go vet ${rel}" vet_module "$path"
 	patterns+=("${path}/...")
 done
+
+# staticcheck over every module at once (the workspace resolves them all),
+# at a pinned version fetched through the Go module proxy.
+step "staticcheck" go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 "${patterns[@]}"
 
 step "build testenv" go build -o "$work/testenv" ./tools/cmd/testenv
 
