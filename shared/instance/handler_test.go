@@ -1,8 +1,10 @@
 package instance
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/ratebill/platform/shared/config"
@@ -31,5 +33,19 @@ func TestHandlerMethodsAndPaths(t *testing.T) {
 		if rec.Code != tt.want || rec.Header().Get("Allow") != tt.allow || rec.Header().Get("X-Request-Id") == "" {
 			t.Errorf("%s %s: %d Allow=%q, want %d Allow=%q", tt.method, tt.path, rec.Code, rec.Header().Get("Allow"), tt.want, tt.allow)
 		}
+	}
+}
+
+func TestLivezNamesTheProcess(t *testing.T) {
+	t.Parallel()
+	h := New(config.Defaults(), nil).Handler(Routes{})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/livez", nil))
+	var body struct {
+		Status string `json:"status"`
+		PID    int    `json:"pid"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Status != "ok" || body.PID != os.Getpid() {
+		t.Fatalf("/livez: %s (%v)", rec.Body, err)
 	}
 }

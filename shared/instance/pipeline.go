@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -196,7 +197,10 @@ func (i *Instance) Handler(routes Routes) http.Handler {
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/livez":
-			httpapi.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			// The pid tells a supervisor (tools/stack) that the process it
+			// started, not another on a reused port, is the one answering.
+			// Internal path: no gateway routes it.
+			httpapi.JSON(w, http.StatusOK, map[string]any{"status": "ok", "pid": os.Getpid()})
 			return
 		case "/readyz":
 			i.ready(w, r)

@@ -115,6 +115,28 @@ func TestDocsInBrowser(t *testing.T) {
 		return v
 	}
 
+	// expand opens an operation until its "Try it out" button shows. A
+	// click that lands while Swagger UI is still re-rendering (after a
+	// reload, on a loaded machine) can be lost, so it is retried.
+	expand := func(what, op string) {
+		t.Helper()
+		for attempt := 1; ; attempt++ {
+			step(what, chromedp.Click(chromedp.CSS(op+" .opblock-summary-control")))
+			err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](`!!document.querySelector('`+op+` .try-out__btn')`,
+				chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(5*time.Second)))
+			if err == nil {
+				return
+			}
+			if attempt == 3 {
+				shot(t, ctx)
+				t.Fatalf("%s: no Try it out button after %d clicks: %v", what, attempt, err)
+			}
+			if eval(`document.querySelector('`+op+` .try-out__btn') ? "open" : "closed"`) == "open" {
+				return
+			}
+		}
+	}
+
 	// Start from a real first visit: the profile is fresh.
 	step("opening /docs", chromedp.Navigate(e.base+"/docs"))
 	wait("operations rendered", `document.querySelectorAll('.opblock').length > 0`)
@@ -138,7 +160,7 @@ func TestDocsInBrowser(t *testing.T) {
 
 	// GET /health: expand, Try it out, Execute, 200.
 	const health = "#operations-health-getHealth"
-	step("expanding GET /health", chromedp.Click(chromedp.CSS(health+" .opblock-summary-control")))
+	expand("expanding GET /health", health)
 	step("Try it out", chromedp.Click(chromedp.CSS(health+" .try-out__btn")))
 	step("Execute", chromedp.Click(chromedp.CSS(health+" .execute")))
 	wait("GET /health response", `(document.querySelector('`+health+` .live-responses-table .response .response-col_status') || {}).textContent`)
@@ -157,7 +179,7 @@ func TestDocsInBrowser(t *testing.T) {
 	step("reloading", chromedp.Reload())
 	wait("operations rendered again", `document.querySelectorAll('.opblock').length > 0`)
 	const me = "#operations-users-getMe"
-	step("expanding GET /me", chromedp.Click(chromedp.CSS(me+" .opblock-summary-control")))
+	expand("expanding GET /me", me)
 	step("Try it out (GET /me)", chromedp.Click(chromedp.CSS(me+" .try-out__btn")))
 	step("Execute (GET /me)", chromedp.Click(chromedp.CSS(me+" .execute")))
 	wait("GET /me response", `(document.querySelector('`+me+` .live-responses-table .response .response-col_status') || {}).textContent`)

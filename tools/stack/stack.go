@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -275,9 +276,20 @@ func (in *instance) run(port int) error {
 		}
 		resp, err := client.Get(url)
 		if err == nil {
+			var live struct {
+				PID int `json:"pid"`
+			}
+			derr := json.NewDecoder(resp.Body).Decode(&live)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			switch {
+			case resp.StatusCode == http.StatusOK && derr == nil && live.PID == cmd.Process.Pid:
 				return nil
+			case resp.StatusCode == http.StatusOK && live.PID != 0:
+				// Another process (of a test running beside this one)
+				// took the port between FreePort and our bind: this
+				// process will fail to listen. Retry on another port.
+				_ = in.stop()
+				return fmt.Errorf("%s: port %d: address already in use (answered by pid %d)", in.name, port, live.PID)
 			}
 			err = fmt.Errorf("status %s", resp.Status)
 		}

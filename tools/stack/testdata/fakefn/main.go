@@ -17,7 +17,7 @@ import (
 
 func main() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintf(w, `{"status":"ok","pid":%d}`, os.Getpid()) })
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, _ *http.Request) {
 		env := map[string]string{}
 		for _, kv := range os.Environ() {

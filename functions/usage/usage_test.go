@@ -1,0 +1,46 @@
+package usage
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	tests := []Response{
+		{UserID: 1, Username: "testuser", TotalRequests: 1, Window: &Window{Limit: 1000, Used: 1, Remaining: 999, WindowSeconds: 86400, StartedAt: start, ResetsAt: start.Add(24 * time.Hour)}},
+		{UserID: 9_000_000_000, Username: "a.b-c_d", TotalRequests: 1 << 40, Window: nil},
+		{UserID: 2, Username: `we"ird<&>\`, TotalRequests: 0, Window: &Window{StartedAt: start.Add(123456789), ResetsAt: start.Add(time.Second + 500*time.Millisecond)}},
+		{UserID: 3, Username: "jöhn\n", Window: &Window{Limit: -1}},
+		{},
+	}
+	for _, r := range tests {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.appendJSON(nil); string(got) != string(want) {
+			t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	r := Response{UserID: 1, Username: "testuser", TotalRequests: 1, Window: &Window{Limit: 1000, Used: 1, Remaining: 999, WindowSeconds: 86400, StartedAt: start, ResetsAt: start.Add(24 * time.Hour)}}
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			json.Marshal(r)
+		}
+	})
+	b.Run("appendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 512)
+		for b.Loop() {
+			buf = r.appendJSON(buf[:0])
+		}
+	})
+}
