@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,14 +21,11 @@ var batchLua string
 
 var batchScript = redis.NewScript(batchLua)
 
-// Batching: concurrent Allow calls of one Limiter share Redis round trips.
-// The first decision to arrive is sent at once (no added latency when
-// idle); decisions arriving while up to maxInFlight pipelines are in
-// flight wait and go together in the next one, each still its own atomic
-// EVALSHA, so every decision is exactly what it would have been alone.
-// This is group commit, as in the usage recorder, applied to Redis: a
-// busy instance pays one round trip (two syscalls on each side) for many
-// decisions instead of one each.
+// Batching: concurrent Allow calls of one Limiter share Redis round trips,
+// by group commit (package group, as the usage recorder): the first
+// decision to arrive is sent at once, in its caller's goroutine, and
+// decisions arriving while a batch is in flight go together in the next.
+// Every decision is still exactly what it would have been alone.
 //
 // On a single Redis (*redis.Client, as Memorystore's basic and standard
 // tiers are) a batch is one call of batch.lua, which takes the decisions
@@ -40,12 +36,13 @@ var batchScript = redis.NewScript(batchLua)
 const (
 	maxInFlight = 1
 	maxBatch    = 256
-	// batchTimeout bounds one pipeline, retries included; it is detached
+	// batchTimeout bounds one batch, retries included; it is detached
 	// from the callers' contexts so that a caller hanging up cannot leave
 	// its neighbours without an answer.
 	batchTimeout = 3 * time.Second
 )
 
+// decision is one queued Allow call.
 type decision struct {
 	key   string
 	limit Limit
@@ -54,67 +51,15 @@ type decision struct {
 	done  chan struct{}
 }
 
-type batcher struct {
-	mu       sync.Mutex
-	pending  []*decision
-	inFlight int
-}
-
-func (l *Limiter) allowBatched(ctx context.Context, p pipeliner, key string, limit Limit) (Result, error) {
+// allowBatched queues one decision and waits for it, even if ctx ends:
+// once queued it will be taken, and a caller that left early could not
+// give back quota that was taken for it. The wait is bounded by
+// batchTimeout.
+func (l *Limiter) allowBatched(key string, limit Limit) (Result, error) {
 	d := &decision{key: keyPrefix + key, limit: limit, done: make(chan struct{})}
-	b := &l.batch
-	b.mu.Lock()
-	b.pending = append(b.pending, d)
-	if b.inFlight < maxInFlight {
-		// Lead: send what is pending (this decision included) from this
-		// goroutine, and hand whatever arrived meanwhile to a flusher.
-		b.inFlight++
-		batch := b.take()
-		b.mu.Unlock()
-		l.decide(p, batch)
-		b.mu.Lock()
-		if len(b.pending) > 0 {
-			go l.flush(p)
-		} else {
-			b.inFlight--
-		}
-		b.mu.Unlock()
-		return d.res, d.err
-	}
-	b.mu.Unlock()
-	// Wait for the decision even if ctx ends: once queued it will be
-	// taken, and a caller that left early could not give back quota that
-	// was taken for it. The wait is bounded by batchTimeout.
+	l.batch.Add(d) // never closed
 	<-d.done
 	return d.res, d.err
-}
-
-func (l *Limiter) flush(p pipeliner) {
-	b := &l.batch
-	for {
-		b.mu.Lock()
-		if len(b.pending) == 0 {
-			b.inFlight--
-			b.mu.Unlock()
-			return
-		}
-		batch := b.take()
-		b.mu.Unlock()
-		l.decide(p, batch)
-	}
-}
-
-// take removes up to maxBatch pending decisions, oldest first; b.mu held.
-func (b *batcher) take() []*decision {
-	n := min(len(b.pending), maxBatch)
-	batch := make([]*decision, n)
-	copy(batch, b.pending)
-	clear(b.pending[:n])
-	b.pending = b.pending[n:]
-	if len(b.pending) == 0 {
-		b.pending = nil
-	}
-	return batch
 }
 
 // decide sends the batch's decisions in one pipeline of EVALSHAs; those

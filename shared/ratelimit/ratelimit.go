@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ratebill/platform/shared/group"
 )
 
 //go:embed window.lua
@@ -79,13 +81,19 @@ type scripter interface {
 // Limiter decides rate limits against one Redis.
 type Limiter struct {
 	rdb   scripter
-	batch batcher
+	batch *group.Batcher[*decision] // nil when rdb cannot pipeline
 }
 
 // New returns a Limiter using rdb.
 // When rdb can pipeline (go-redis clients can), concurrent Allow calls
 // share round trips (see batch.go).
-func New(rdb scripter) *Limiter { return &Limiter{rdb: rdb} }
+func New(rdb scripter) *Limiter {
+	l := &Limiter{rdb: rdb}
+	if p, ok := rdb.(pipeliner); ok {
+		l.batch = group.New(maxBatch, maxInFlight, func(batch []*decision) { l.decide(p, batch) })
+	}
+	return l
+}
 
 // ErrInvalidLimit reports a Limit that cannot be enforced.
 var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 request per whole number of seconds")
@@ -94,11 +102,10 @@ var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 request per 
 // A Redis failure is returned as an error (wrapped); the caller decides
 // whether to fail closed or open.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
-	p, ok := l.rdb.(pipeliner)
-	if !ok || !limit.valid() {
+	if l.batch == nil || !limit.valid() {
 		return l.AllowN(ctx, key, limit, 1)
 	}
-	return l.allowBatched(ctx, p, key, limit)
+	return l.allowBatched(key, limit)
 }
 
 // AllowN takes n requests at once (0 reports the current state).

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ratebill/platform/shared/group"
 	"github.com/ratebill/platform/shared/postgres"
 )
 
@@ -53,15 +54,11 @@ type Options struct {
 
 // Recorder groups concurrent Record calls into shared writes.
 type Recorder struct {
-	w    writer
-	opts Options
+	w     writer
+	opts  Options
+	group *group.Batcher[*call]
 
-	mu       sync.Mutex
-	pending  []*call
-	inFlight int
-	closed   bool
-	idle     *sync.Cond // signalled when inFlight drops to zero with nothing pending
-
+	mu    sync.Mutex // guards stats
 	stats Stats
 }
 
@@ -89,7 +86,7 @@ func New(w writer, opts Options) *Recorder {
 		opts.Timeout = 5 * time.Second
 	}
 	r := &Recorder{w: w, opts: opts}
-	r.idle = sync.NewCond(&r.mu)
+	r.group = group.New(opts.MaxBatch, opts.MaxInFlight, r.write)
 	return r
 }
 
@@ -98,43 +95,11 @@ func New(w writer, opts Options) *Recorder {
 // used to abandon the write (see the package doc).
 func (r *Recorder) Record(_ context.Context, ev Event) (Result, error) {
 	c := &call{ev: ev, done: make(chan struct{})}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.group.Add(c) {
 		return Result{}, ErrClosed
 	}
-	r.pending = append(r.pending, c)
-	if r.inFlight < r.opts.MaxInFlight {
-		r.inFlight++
-		go r.flush()
-	}
-	r.mu.Unlock()
 	<-c.done
 	return c.res, c.err
-}
-
-// flush writes batches until nothing is pending.
-func (r *Recorder) flush() {
-	for {
-		r.mu.Lock()
-		if len(r.pending) == 0 {
-			r.inFlight--
-			if r.inFlight == 0 {
-				r.idle.Broadcast()
-			}
-			r.mu.Unlock()
-			return
-		}
-		n := min(len(r.pending), r.opts.MaxBatch)
-		batch := make([]*call, n)
-		copy(batch, r.pending)
-		r.pending = r.pending[n:]
-		if len(r.pending) == 0 {
-			r.pending = nil // let the backing array go
-		}
-		r.mu.Unlock()
-		r.write(batch)
-	}
 }
 
 func (r *Recorder) write(batch []*call) {
@@ -204,23 +169,4 @@ func (r *Recorder) Stats() Stats {
 
 // Close stops accepting events and waits until every accepted event has
 // been written (or ctx ends). Use it on SIGTERM before closing the pool.
-func (r *Recorder) Close(ctx context.Context) error {
-	r.mu.Lock()
-	r.closed = true
-	r.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		r.mu.Lock()
-		for r.inFlight > 0 || len(r.pending) > 0 {
-			r.idle.Wait()
-		}
-		r.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (r *Recorder) Close(ctx context.Context) error { return r.group.Close(ctx) }
