@@ -39,15 +39,28 @@ type Instance struct {
 	Config config.Config
 	Logger *slog.Logger
 
-	mu       sync.Mutex
+	// Dependencies are built once, under their mutex, and then read on
+	// every request without locking.
+	pgMu     sync.Mutex
+	pg       atomic.Pointer[pgDeps]
+	redisMu  sync.Mutex
+	redis    atomic.Pointer[redisDeps]
+	closed   atomic.Bool
+	inflight atomic.Int64
+}
+
+// pgDeps is everything built on the Postgres pool.
+type pgDeps struct {
 	pool     *pgxpool.Pool
 	store    *postgres.Store
 	auth     *auth.Authenticator
 	recorder *usage.Recorder
-	rdb      *redis.Client
-	limiter  *ratelimit.Limiter
-	closed   bool
-	inflight atomic.Int64
+}
+
+// redisDeps is everything built on the Redis client.
+type redisDeps struct {
+	rdb     *redis.Client
+	limiter *ratelimit.Limiter
 }
 
 // New returns an Instance for cfg. It does no I/O.
@@ -86,16 +99,24 @@ func Default() (*Instance, error) {
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("instance: shutting down")
 
-// Store returns the Postgres store, opening the pool (and migrating, with
-// INIT_DB) on first use.
-func (i *Instance) Store(ctx context.Context) (*postgres.Store, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.closed {
+// postgresDeps returns the Postgres dependencies, opening the pool (and
+// migrating, with INIT_DB) on first use. A failure is returned, not
+// remembered: the next request tries again. Building holds only pgMu, so a
+// slow or failing database never delays requests that need only Redis.
+func (i *Instance) postgresDeps(ctx context.Context) (*pgDeps, error) {
+	if i.closed.Load() {
 		return nil, ErrClosed
 	}
-	if i.store != nil {
-		return i.store, nil
+	if d := i.pg.Load(); d != nil {
+		return d, nil
+	}
+	i.pgMu.Lock()
+	defer i.pgMu.Unlock()
+	if i.closed.Load() {
+		return nil, ErrClosed
+	}
+	if d := i.pg.Load(); d != nil {
+		return d, nil
 	}
 	if err := i.Config.RequireDatabase(); err != nil {
 		return nil, err
@@ -113,59 +134,86 @@ func (i *Instance) Store(ctx context.Context) (*postgres.Store, error) {
 			return nil, fmt.Errorf("applying migrations: %w", err)
 		}
 	}
-	i.pool = pool
-	i.store = postgres.NewStore(pool)
-	i.auth = auth.New(i.store, i.Config.AuthCacheTTL, i.Config.AuthCacheSize)
-	i.recorder = usage.New(i.store, usage.Options{MaxBatch: i.Config.UsageBatchMax, Timeout: i.Config.UsageWriteTimeout})
-	return i.store, nil
+	store := postgres.NewStore(pool)
+	d := &pgDeps{
+		pool:     pool,
+		store:    store,
+		auth:     auth.New(store, i.Config.AuthCacheTTL, i.Config.AuthCacheSize),
+		recorder: usage.New(store, usage.Options{MaxBatch: i.Config.UsageBatchMax, Timeout: i.Config.UsageWriteTimeout}),
+	}
+	i.pg.Store(d)
+	return d, nil
+}
+
+// Store returns the Postgres store, opening the pool on first use.
+func (i *Instance) Store(ctx context.Context) (*postgres.Store, error) {
+	d, err := i.postgresDeps(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.store, nil
 }
 
 // Authenticator returns the key authenticator (needs the store).
 func (i *Instance) Authenticator(ctx context.Context) (*auth.Authenticator, error) {
-	if _, err := i.Store(ctx); err != nil {
+	d, err := i.postgresDeps(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return i.auth, nil
+	return d.auth, nil
 }
 
 // Recorder returns the usage recorder (needs the store).
 func (i *Instance) Recorder(ctx context.Context) (*usage.Recorder, error) {
-	if _, err := i.Store(ctx); err != nil {
-		return nil, err
-	}
-	return i.recorder, nil
-}
-
-// Limiter returns the rate limiter, creating the Redis client on first use.
-func (i *Instance) Limiter() (*ratelimit.Limiter, error) {
-	rdb, err := i.Redis()
+	d, err := i.postgresDeps(ctx)
 	if err != nil {
 		return nil, err
 	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.limiter == nil {
-		i.limiter = ratelimit.New(rdb)
-	}
-	return i.limiter, nil
+	return d.recorder, nil
 }
 
-// Redis returns the Redis client, created on first use.
-func (i *Instance) Redis() (*redis.Client, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.closed {
+// redisDeps returns the Redis client and the limiter, created on first use.
+func (i *Instance) redisDeps() (*redisDeps, error) {
+	if i.closed.Load() {
 		return nil, ErrClosed
 	}
-	if i.rdb != nil {
-		return i.rdb, nil
+	if d := i.redis.Load(); d != nil {
+		return d, nil
+	}
+	i.redisMu.Lock()
+	defer i.redisMu.Unlock()
+	if i.closed.Load() {
+		return nil, ErrClosed
+	}
+	if d := i.redis.Load(); d != nil {
+		return d, nil
 	}
 	opt, err := RedisOptions(i.Config)
 	if err != nil {
 		return nil, err
 	}
-	i.rdb = redis.NewClient(opt)
-	return i.rdb, nil
+	rdb := redis.NewClient(opt)
+	d := &redisDeps{rdb: rdb, limiter: ratelimit.New(rdb)}
+	i.redis.Store(d)
+	return d, nil
+}
+
+// Limiter returns the rate limiter, creating the Redis client on first use.
+func (i *Instance) Limiter() (*ratelimit.Limiter, error) {
+	d, err := i.redisDeps()
+	if err != nil {
+		return nil, err
+	}
+	return d.limiter, nil
+}
+
+// Redis returns the Redis client, created on first use.
+func (i *Instance) Redis() (*redis.Client, error) {
+	d, err := i.redisDeps()
+	if err != nil {
+		return nil, err
+	}
+	return d.rdb, nil
 }
 
 // RedisOptions maps the configuration onto go-redis options: the URL,
@@ -243,21 +291,24 @@ func (i *Instance) Check(ctx context.Context) []Check {
 // Close flushes pending usage writes, then closes the pool and the Redis
 // client. Requests arriving afterwards get 503.
 func (i *Instance) Close(ctx context.Context) error {
-	i.mu.Lock()
-	i.closed = true
-	rec, pool, rdb := i.recorder, i.pool, i.rdb
-	i.mu.Unlock()
+	i.closed.Store(true)
+	// Taking the mutexes waits for a creation in progress, so whatever
+	// it builds is closed here too.
+	i.pgMu.Lock()
+	pg := i.pg.Load()
+	i.pgMu.Unlock()
+	i.redisMu.Lock()
+	rd := i.redis.Load()
+	i.redisMu.Unlock()
 	var errs []error
-	if rec != nil {
-		if err := rec.Close(ctx); err != nil {
+	if pg != nil {
+		if err := pg.recorder.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("flushing usage: %w", err))
 		}
+		pg.pool.Close()
 	}
-	if pool != nil {
-		pool.Close()
-	}
-	if rdb != nil {
-		if err := rdb.Close(); err != nil {
+	if rd != nil {
+		if err := rd.rdb.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"sort"
@@ -84,6 +85,8 @@ func (i *Instance) Authenticated(h http.Handler) http.Handler {
 // request whose usage cannot be recorded is answered 503 and its quota
 // given back, so billed always equals admitted.
 func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
+	limit := i.UserLimit()
+	denied := fmt.Sprintf("rate limit of %d requests per %d s exceeded", limit.Requests, int64(limit.Window/time.Second))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		p, err := i.authenticate(r)
@@ -93,25 +96,10 @@ func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
 		}
 		m := Metering{}
 		limitKey := "user:" + strconv.FormatInt(p.UserID, 10)
-		lim, err := i.Limiter()
-		if err == nil {
-			m.Limit, err = lim.Allow(ctx, limitKey, i.UserLimit())
-		}
-		switch {
-		case err != nil && i.Config.RateLimitFailOpen:
-			httpapi.Logger(ctx).WarnContext(ctx, "rate limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "error", err.Error())
-		case err != nil:
-			httpapi.Error(w, r, dependencyError("redis", err))
+		var ok bool
+		m.Limit, m.Limited, ok = i.takeQuota(w, r, limitKey, "default", limit, denied)
+		if !ok {
 			return
-		default:
-			m.Limited = true
-			httpapi.SetRateLimitHeaders(w, "default", m.Limit)
-			if !m.Limit.Allowed {
-				httpapi.Error(w, r, shared.Errorf(shared.ERateLimited,
-					"rate limit of %d requests per %d s exceeded; retry after %s",
-					m.Limit.Limit.Requests, int64(m.Limit.Limit.Window/time.Second), w.Header().Get("Retry-After")+" s"))
-				return
-			}
 		}
 
 		rec, err := i.Recorder(ctx)
@@ -122,7 +110,7 @@ func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
 			// Not newly billed: give the quota back. A duplicate (a retry
 			// with the same X-Request-Id) is served, but costs nothing.
 			if m.Limited {
-				i.refund(ctx, lim, limitKey, m.Limit)
+				i.refund(ctx, limitKey, m.Limit)
 				m.Limit.Used--
 				m.Limit.Remaining++
 				httpapi.SetRateLimitHeaders(w, "default", m.Limit)
@@ -137,10 +125,14 @@ func (i *Instance) Metered(endpoint string, h http.Handler) http.Handler {
 	})
 }
 
-func (i *Instance) refund(ctx context.Context, lim *ratelimit.Limiter, key string, res ratelimit.Result) {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := lim.Refund(rctx, key, res.WindowStart, 1); err != nil {
+func (i *Instance) refund(ctx context.Context, key string, res ratelimit.Result) {
+	lim, err := i.Limiter()
+	if err == nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		err = lim.Refund(rctx, key, res.WindowStart, 1)
+	}
+	if err != nil {
 		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
 	}
 }
@@ -150,27 +142,38 @@ func (i *Instance) refund(ctx context.Context, lim *ratelimit.Limiter, key strin
 func (i *Instance) IPLimited(h http.Handler) http.Handler {
 	limit := ratelimit.Limit{Requests: i.Config.SignupRateLimit, Window: i.Config.SignupRateWindow}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		lim, err := i.Limiter()
-		var res ratelimit.Result
-		if err == nil {
-			res, err = lim.Allow(ctx, "ip:"+httpapi.ClientIP(r, i.Config.TrustedProxyHops), limit)
+		key := "ip:" + httpapi.ClientIP(r, i.Config.TrustedProxyHops)
+		if _, _, ok := i.takeQuota(w, r, key, "signup", limit, "too many sign-ups from this address"); ok {
+			h.ServeHTTP(w, r)
 		}
-		switch {
-		case err != nil && i.Config.RateLimitFailOpen:
-			httpapi.Logger(ctx).WarnContext(ctx, "sign-up limit not enforced: redis unavailable", "error", err.Error())
-		case err != nil:
-			httpapi.Error(w, r, dependencyError("redis", err))
-			return
-		default:
-			httpapi.SetRateLimitHeaders(w, "signup", res)
-			if !res.Allowed {
-				httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "too many sign-ups from this address; retry after %s s", w.Header().Get("Retry-After")))
-				return
-			}
-		}
-		h.ServeHTTP(w, r)
 	})
+}
+
+// takeQuota takes one request from key's quota and sets the rate-limit
+// headers of policy. When the request must not go on it answers it
+// itself and returns ok false: 429 with denied as the detail, or 503 when
+// Redis cannot decide. With RATE_LIMIT_FAIL_OPEN a Redis failure lets the
+// request go on with enforced false.
+func (i *Instance) takeQuota(w http.ResponseWriter, r *http.Request, key, policy string, limit ratelimit.Limit, denied string) (res ratelimit.Result, enforced, ok bool) {
+	ctx := r.Context()
+	lim, err := i.Limiter()
+	if err == nil {
+		res, err = lim.Allow(ctx, key, limit)
+	}
+	switch {
+	case err != nil && i.Config.RateLimitFailOpen:
+		httpapi.Logger(ctx).WarnContext(ctx, policy+" limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "error", err.Error())
+		return res, false, true
+	case err != nil:
+		httpapi.Error(w, r, dependencyError("redis", err))
+		return res, false, false
+	}
+	httpapi.SetRateLimitHeaders(w, policy, res)
+	if !res.Allowed {
+		httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", denied, w.Header().Get("Retry-After")))
+		return res, true, false
+	}
+	return res, true, true
 }
 
 // dependencyError keeps application errors as they are and turns
