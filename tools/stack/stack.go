@@ -21,6 +21,7 @@ import (
 
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/testenv/reporoot"
 	"github.com/ratebill/platform/tools/devserver"
 )
 
@@ -389,7 +390,7 @@ var buildFunctions = func() (map[string]string, error) {
 // already up to date: a warm run pays a staleness check, not four links.
 // A file lock keeps test binaries of one run from building at once.
 func build() (map[string]string, error) {
-	root, err := repoRoot()
+	root, err := reporoot.Find()
 	if err != nil {
 		return nil, err
 	}
@@ -435,24 +436,6 @@ func build() (map[string]string, error) {
 		return nil, err
 	}
 	return bins, nil
-}
-
-// repoRoot walks up from the working directory to the folder with go.work.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work above the working directory: run the tests inside the repository")
-		}
-		dir = parent
-	}
 }
 
 // tail returns the last 64 KiB of the file at path.

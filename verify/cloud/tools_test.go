@@ -5,12 +5,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/ratebill/platform/shared/testenv/reporoot"
 )
 
 // repoRoot returns the repository root or fails the test.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := reporoot.Find()
 	if err != nil {
 		t.Fatal(err)
 	}

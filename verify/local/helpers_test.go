@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ratebill/platform/tools/devserver"
 )
 
 // repoRoot is the repository root, two levels above this module.
@@ -75,17 +77,6 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // nginxServer is a real nginx running as a child process of the test.
 type nginxServer struct {
 	URL       string // http://127.0.0.1:PORT
@@ -109,7 +100,10 @@ func startNginx(t testing.TB, upstreams []byte) *nginxServer {
 	if err := os.WriteFile(filepath.Join(dir, "upstreams.conf"), upstreams, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port, err := devserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	user := ""
 	if os.Geteuid() == 0 {
 		// Workers would otherwise drop to nobody, who cannot enter the

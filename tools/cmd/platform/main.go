@@ -193,7 +193,7 @@ func startFunctions(ctx context.Context, dataDir string, usageReplicas int) (*fu
 			n = max(usageReplicas, 1)
 		}
 		for i := 0; i < n; i++ {
-			port, err := freePort()
+			port, err := devserver.FreePort()
 			if err != nil {
 				return procs, err
 			}
@@ -232,15 +232,6 @@ func waitLive(ctx context.Context, base string) error {
 		}
 	}
 	return errors.New("no answer on /livez within 20s")
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func logFile(dir, name string) io.Writer {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ratebill/platform/shared/testenv/reporoot"
 	"github.com/ratebill/platform/verify/cloud"
 )
 
@@ -25,7 +26,7 @@ func main() {
 	flag.Parse()
 
 	if *out == "" {
-		root, err := cloud.RepoRoot()
+		root, err := reporoot.Find()
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -1,4 +1,7 @@
-package cloud
+// Package reporoot finds the repository's root for tests and dev tools
+// that read its files (manifests, sources to build). It has no
+// dependencies, so any module can use it.
+package reporoot
 
 import (
 	"errors"
@@ -6,9 +9,9 @@ import (
 	"path/filepath"
 )
 
-// RepoRoot returns the repository root: the nearest directory at or above
-// the working directory that holds go.work.
-func RepoRoot() (string, error) {
+// Find returns the nearest directory at or above the working directory
+// that holds go.work.
+func Find() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
