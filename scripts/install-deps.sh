@@ -6,6 +6,8 @@
 set -euo pipefail
 
 log() { printf 'install-deps: %s\n' "$*"; }
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 have_postgres() {
 	if command -v initdb >/dev/null 2>&1 && command -v postgres >/dev/null 2>&1; then
@@ -31,18 +33,8 @@ if ((${#need[@]} == 0)); then
 	exit 0
 fi
 
-install=(apt-get install -y --no-install-recommends "${need[@]}")
-if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-	export DEBIAN_FRONTEND=noninteractive
-	log "apt-get update"
-	apt-get update -q
-	log "${install[*]}"
-	"${install[@]}"
-	have_postgres || { log "postgresql installed but initdb/postgres still not found"; exit 1; }
-	have_redis || { log "redis-server installed but still not found"; exit 1; }
-	log "installed ${need[*]}"
-else
-	log "missing ${need[*]}; install with:"
-	log "  sudo apt-get update && sudo ${install[*]}"
-	exit 1
-fi
+log "installing ${need[*]}"
+apt_install "${need[@]}" || exit 1
+have_postgres || { log "postgresql installed but initdb/postgres still not found"; exit 1; }
+have_redis || { log "redis-server installed but still not found"; exit 1; }
+log "installed ${need[*]}"

@@ -7,6 +7,8 @@
 set -euo pipefail
 
 log() { printf '20-nginx: %s\n' "$*"; }
+# shellcheck source=../lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 
 # find_nginx prints the path of a working nginx binary, or nothing.
 find_nginx() {
@@ -21,17 +23,10 @@ find_nginx() {
 
 nginx_bin=$(find_nginx)
 if [ -z "$nginx_bin" ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		log "nginx is missing and installing it needs root: run 'apt-get install nginx-light' as root" >&2
+	log "installing nginx-light"
+	if ! apt_install nginx-light; then
 		[ -n "${CI:-}" ] && exit 1
 		exit 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	log "installing nginx-light with apt-get"
-	if ! apt-get install -y --no-install-recommends nginx-light >/dev/null 2>&1; then
-		# A fresh machine may have no package lists yet.
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends nginx-light >/dev/null
 	fi
 	nginx_bin=$(find_nginx)
 	# The package's install script may start a system nginx on port 80; the

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 log() { printf '30-chromium: %s\n' "$*"; }
+# shellcheck source=../lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/apt.sh"
 
 find_chromium() {
 	local c
@@ -18,17 +20,10 @@ find_chromium() {
 
 bin=$(find_chromium || true)
 if [ -z "$bin" ] || [ ! -e /usr/share/fonts/truetype/liberation ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		log "chromium (or fonts-liberation) is missing and installing it needs root: run 'apt-get install chromium fonts-liberation' as root" >&2
+	log "installing chromium and fonts-liberation"
+	if ! apt_install chromium fonts-liberation; then
 		[ -n "${CI:-}" ] && exit 1
 		exit 0
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	log "installing chromium and fonts-liberation with apt-get"
-	if ! apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null 2>&1; then
-		# A fresh machine may have no package lists yet.
-		apt-get update -qq
-		apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 	fi
 	bin=$(find_chromium || true)
 	if [ -z "$bin" ]; then
