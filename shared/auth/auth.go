@@ -80,10 +80,3 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	}
 	return p, nil
 }
-
-// Forget drops key from this instance's cache.
-func (a *Authenticator) Forget(key string) {
-	if a.cache != nil {
-		a.cache.Remove(apikey.Hash(key))
-	}
-}
