@@ -319,7 +319,7 @@ func TestContextBoundsOnlyTheStart(t *testing.T) {
 	defer pg.Stop()
 	cancel()
 	time.Sleep(200 * time.Millisecond)
-	if err := ping(context.Background(), fmt.Sprintf("127.0.0.1:%d", r.Port)); err != nil {
+	if err := PingRedis(context.Background(), fmt.Sprintf("127.0.0.1:%d", r.Port)); err != nil {
 		t.Errorf("redis after its start context was cancelled: %v", err)
 	}
 	if got := pgQuery(t, pg.URL, "SELECT 'up'"); got != "up" {
@@ -374,7 +374,7 @@ func TestServersDieWithParent(t *testing.T) {
 	if _, err := fmt.Sscanf(line, "ports %d %d", &redisPort, &pgPort); err != nil {
 		t.Fatalf("child said %q", line)
 	}
-	if err := ping(context.Background(), fmt.Sprintf("127.0.0.1:%d", redisPort)); err != nil {
+	if err := PingRedis(context.Background(), fmt.Sprintf("127.0.0.1:%d", redisPort)); err != nil {
 		t.Fatalf("child's redis not answering: %v", err)
 	}
 	if err := cmd.Process.Kill(); err != nil {

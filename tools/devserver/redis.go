@@ -112,7 +112,7 @@ func (r *Redis) Start(ctx context.Context) error {
 	}
 	r.proc = proc
 	addr := fmt.Sprintf("127.0.0.1:%d", r.Port)
-	if err := waitReady(ctx, proc, time.Minute, func(ctx context.Context) error { return ping(ctx, addr) }); err != nil {
+	if err := waitReady(ctx, proc, time.Minute, func(ctx context.Context) error { return PingRedis(ctx, addr) }); err != nil {
 		_ = proc.stop(syscall.SIGTERM, 10*time.Second)
 		return err
 	}
@@ -148,9 +148,9 @@ func (r *Redis) Done() <-chan struct{} {
 	return r.proc.done
 }
 
-// ping sends PING over RESP and expects PONG. A server still loading its
+// PingRedis sends PING over RESP to addr and expects PONG. A server still loading its
 // append-only file answers -LOADING, which counts as not ready.
-func ping(ctx context.Context, addr string) error {
+func PingRedis(ctx context.Context, addr string) error {
 	d := net.Dialer{Timeout: time.Second}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {

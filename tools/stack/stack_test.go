@@ -1,12 +1,10 @@
 package stack
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/tools/devserver"
 )
 
 func TestPostgresGivesEachTestItsOwnDatabase(t *testing.T) {
@@ -295,25 +294,7 @@ func connect(t *testing.T, u string) *pgx.Conn {
 	return conn
 }
 
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
-}
+func ping(addr string) error { return devserver.PingRedis(context.Background(), addr) }
 
 func must[T any](v T, err error) T {
 	if err != nil {
