@@ -3,7 +3,6 @@ package shared
 import (
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Code classifies an Error. Codes map onto HTTP statuses in exactly one
@@ -21,9 +20,14 @@ const (
 	ETooLarge         Code = "payload-too-large"      // 413
 	EUnsupportedMedia Code = "unsupported-media-type" // 415
 	ERateLimited      Code = "rate-limited"           // 429
-	EUnavailable      Code = "service-unavailable"    // 503: a dependency is down
+	EUnavailable      Code = "service-unavailable"    // 503: a dependency is down, or the instance is draining
 	EInternal         Code = "internal-error"         // 500: a bug; details are logged, not sent
 )
+
+// Codes lists every code, in status order, for generators (the nginx
+// problem bodies) and tests.
+var Codes = []Code{EMalformed, EUnauthorized, ENotFound, EMethod, EConflict, ETooLarge,
+	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.
 type FieldError struct {
@@ -62,6 +66,12 @@ func Unavailable(dependency string, cause error) *Error {
 	return &Error{Code: EUnavailable, Message: dependency + " is unavailable; retry later", Err: cause}
 }
 
+// ErrShuttingDown is the error of every dependency after its instance
+// began to drain (SIGTERM): the client should simply retry, and Cloud Run
+// routes the retry to another instance. It is one value, so errors.Is
+// recognises it through any wrapping.
+var ErrShuttingDown = &Error{Code: EUnavailable, Message: "this instance is shutting down; retry"}
+
 // ErrorCode returns the code of the first *Error in err's chain, EInternal
 // for any other non-nil error, and "" for nil.
 func ErrorCode(err error) Code {
@@ -73,23 +83,4 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return EInternal
-}
-
-// User is a registered user.
-type User struct {
-	ID        int64
-	Username  string
-	Email     string
-	KeyPrefix string // display prefix of the current API key, e.g. "sk_AbCd1234"
-	CreatedAt time.Time
-}
-
-// Principal is the authenticated caller of a request.
-type Principal struct {
-	UserID    int64
-	KeyID     int64
-	Username  string
-	Email     string
-	KeyPrefix string
-	CreatedAt time.Time
 }

@@ -3,33 +3,44 @@
 package billing
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/ratebill/platform/shared"
-	bill "github.com/ratebill/platform/shared/billing"
+	"github.com/ratebill/platform/shared/deps"
+	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
-	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/shared/pricing"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/serve"
 )
 
 func init() {
-	functions.HTTP("Billing", instance.Lazy(NewHandler))
+	functions.HTTP("Billing", serve.Lazy(Handler))
 }
 
-// NewHandler returns the billing function's handler on inst.
-func NewHandler(inst *instance.Instance) http.Handler {
-	s := &server{inst: inst}
-	h := inst.Authenticated(http.HandlerFunc(s.bill))
-	return inst.Handler(instance.Routes{
-		"/billing": {http.MethodGet: h},
-		"/":        {http.MethodGet: h},
-	})
+// Handler returns the billing function's handler on d.
+func Handler(d *deps.Deps) (http.Handler, error) {
+	s := &server{store: d.Store, unitPrice: d.Config.UnitPrice, currency: d.Config.Currency}
+	return serve.Router(routes.Billing, d.Gate, serve.Handlers{
+		"GET /billing": http.HandlerFunc(s.bill),
+	}, serve.OptionsFor(d))
+}
+
+// periodStore is the storage the billing function reads; *postgres.Store.
+type periodStore interface {
+	RequestsInLast(ctx context.Context, userID int64, d time.Duration) (shared.Period, error)
 }
 
 type server struct {
-	inst *instance.Instance
+	store     periodStore
+	unitPrice decimal.Decimal
+	currency  string
 }
 
 // Response is the body of GET /billing. Money is sent as decimal strings.
@@ -44,25 +55,20 @@ type Response struct {
 }
 
 func (s *server) bill(w http.ResponseWriter, r *http.Request) {
-	p, _ := instance.PrincipalFrom(r.Context())
-	store, err := s.inst.Store(r.Context())
+	p, _ := gate.PrincipalFrom(r.Context())
+	period, err := s.store.RequestsInLast(r.Context(), p.UserID, pricing.Period)
 	if err != nil {
-		httpapi.Error(w, r, shared.Unavailable("postgres", err))
+		httpapi.Error(w, r, err)
 		return
 	}
-	period, err := store.RequestsInLast(r.Context(), p.UserID, bill.Period)
-	if err != nil {
-		httpapi.Error(w, r, shared.Unavailable("postgres", err))
-		return
-	}
-	st := bill.NewStatement(period.Start, period.End, period.Requests, s.inst.Config.UnitPrice, s.inst.Config.Currency)
+	st := pricing.NewStatement(period.Start, period.End, period.Requests, s.unitPrice, s.currency)
 	httpapi.JSON(w, http.StatusOK, Response{
 		UserID:      p.UserID,
 		PeriodStart: st.Start,
 		PeriodEnd:   st.End,
 		Requests:    st.Requests,
-		UnitPrice:   bill.FormatUnitPrice(st.UnitPrice),
-		Amount:      bill.FormatAmount(st.Amount),
+		UnitPrice:   pricing.FormatUnitPrice(st.UnitPrice),
+		Amount:      pricing.FormatAmount(st.Amount),
 		Currency:    st.Currency,
 	})
 }

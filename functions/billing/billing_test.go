@@ -3,16 +3,12 @@ package billing
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
-	"github.com/ratebill/platform/shared/config"
-	"github.com/ratebill/platform/shared/instance"
-	"github.com/ratebill/platform/shared/testenv"
-	"github.com/ratebill/platform/shared/usage"
+	"github.com/ratebill/platform/shared/deps/depstest"
 )
 
 // TestBillingHandler calls the handler the way golang-samples' function
@@ -20,38 +16,23 @@ import (
 // are billed exactly, rounded half up to the cent.
 func TestBillingHandler(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{
-			"DATABASE_URL":       testenv.DatabaseURL(t),
-			"REDIS_URL":          testenv.RedisURL(t),
-			"BILLING_UNIT_PRICE": "0.015",
-			"BILLING_CURRENCY":   "EUR",
-			"INIT_DB":            "false",
-		}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst := instance.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(func() { inst.Close(context.Background()) })
+	d := depstest.New(t, map[string]string{"BILLING_UNIT_PRICE": "0.015", "BILLING_CURRENCY": "EUR"})
 	ctx := context.Background()
-	store, err := inst.Store(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	key, _ := apikey.Generate(nil)
-	u, err := store.CreateUser(ctx, "payer", "payer@example.com", apikey.Hash(key), apikey.Display(key))
+	u, err := d.Store.CreateUser(ctx, "payer", "payer@example.com", apikey.Hash(key), apikey.Display(key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := usage.New(store, usage.Options{})
 	for _, id := range []string{"a1234567", "b1234567", "c1234567"} {
-		if _, err := rec.Record(ctx, usage.Event{UserID: u.ID, RequestID: id, Endpoint: "/usage"}); err != nil {
+		if _, err := d.Recorder.Record(ctx, shared.UsageEvent{UserID: u.ID, RequestID: id, Endpoint: "/usage"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	h := NewHandler(inst)
+	h, err := Handler(d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, path := range []string{"/billing", "/"} {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("GET", path, nil)

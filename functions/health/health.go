@@ -4,34 +4,35 @@
 package health
 
 import (
+	"context"
 	"math"
 	"net/http"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/httpapi"
-	"github.com/ratebill/platform/shared/instance"
 	"github.com/ratebill/platform/shared/openapi"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/serve"
 )
 
 func init() {
-	functions.HTTP("Health", instance.Lazy(NewHandler))
+	functions.HTTP("Health", serve.Lazy(Handler))
 }
 
-// NewHandler returns the health function's handler on inst.
-func NewHandler(inst *instance.Instance) http.Handler {
-	s := &server{inst: inst}
-	h := http.HandlerFunc(s.health)
-	return inst.Handler(instance.Routes{
-		"/health":       {http.MethodGet: h},
-		"/":             {http.MethodGet: h},
-		"/docs":         {http.MethodGet: openapi.DocsHandler()},
-		"/openapi.json": {http.MethodGet: openapi.SpecHandler()},
-	})
+// Handler returns the health function's handler on d.
+func Handler(d *deps.Deps) (http.Handler, error) {
+	s := &server{check: d.Check}
+	return serve.Router(routes.Health, d.Gate, serve.Handlers{
+		"GET /health":       http.HandlerFunc(s.health),
+		"GET /docs":         openapi.DocsHandler(),
+		"GET /openapi.json": openapi.SpecHandler(),
+	}, serve.OptionsFor(d))
 }
 
 type server struct {
-	inst *instance.Instance
+	check func(context.Context) []deps.Check
 }
 
 // Check is one dependency's state.
@@ -50,7 +51,7 @@ type Response struct {
 func (s *server) health(w http.ResponseWriter, r *http.Request) {
 	resp := Response{Status: "ok", Checks: map[string]Check{}}
 	code := http.StatusOK
-	for _, c := range s.inst.Check(r.Context()) {
+	for _, c := range s.check(r.Context()) {
 		ms := math.Round(float64(c.Latency.Microseconds())/10) / 100
 		if c.Err != nil {
 			httpapi.Logger(r.Context()).WarnContext(r.Context(), "health check failed", "dependency", c.Name, "error", c.Err.Error())

@@ -1,29 +1,22 @@
 package health
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/ratebill/platform/shared/config"
-	"github.com/ratebill/platform/shared/instance"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/deps/depstest"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
-func newInstance(t *testing.T, redisURL string) *instance.Instance {
+func newHandler(t *testing.T, redisURL string) http.Handler {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"DATABASE_URL": testenv.DatabaseURL(t), "REDIS_URL": redisURL, "INIT_DB": "false"}[k]
-	})
+	h, err := Handler(depstest.New(t, map[string]string{"REDIS_URL": redisURL}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst := instance.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	t.Cleanup(func() { inst.Close(context.Background()) })
-	return inst
+	return h
 }
 
 func TestHealth(t *testing.T) {
@@ -34,12 +27,12 @@ func TestHealth(t *testing.T) {
 		wantStatus int
 		wantRedis  string
 	}{
-		{"all up", testenv.RedisURL(t), 200, "ok"},
+		{"all up", testdb.RedisURL(t), 200, "ok"},
 		{"redis down", "redis://127.0.0.1:1/0", 503, "down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := NewHandler(newInstance(t, tt.redisURL))
+			h := newHandler(t, tt.redisURL)
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, httptest.NewRequest("GET", "/health", nil))
 			var resp Response
@@ -58,12 +51,14 @@ func TestHealth(t *testing.T) {
 
 func TestProbes(t *testing.T) {
 	t.Parallel()
-	h := NewHandler(newInstance(t, "redis://127.0.0.1:1/0"))
+	h := newHandler(t, "redis://127.0.0.1:1/0")
 	for path, want := range map[string]int{"/livez": 200, "/readyz": 503} {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
-		if w.Code != want {
-			t.Errorf("%s: %d, want %d", path, w.Code, want)
-		}
+		t.Run(path, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+			if w.Code != want {
+				t.Errorf("%s: %d, want %d", path, w.Code, want)
+			}
+		})
 	}
 }

@@ -12,22 +12,23 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
+	"github.com/ratebill/platform/shared/deps"
+	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
-	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/serve"
 )
 
 func init() {
-	functions.HTTP("Usage", instance.Lazy(NewHandler))
+	functions.HTTP("Usage", serve.Lazy(Handler))
 }
 
-// NewHandler returns the usage function's handler on inst. It answers at
-// /usage behind the gateway and at / on its own Cloud Run URL.
-func NewHandler(inst *instance.Instance) http.Handler {
-	h := inst.Metered("/usage", http.HandlerFunc(serveUsage))
-	return inst.Handler(instance.Routes{
-		"/usage": {http.MethodGet: h},
-		"/":      {http.MethodGet: h},
-	})
+// Handler returns the usage function's handler on d: its routes, wired
+// from the routing table (GET /usage is metered there).
+func Handler(d *deps.Deps) (http.Handler, error) {
+	return serve.Router(routes.Usage, d.Gate, serve.Handlers{
+		"GET /usage": http.HandlerFunc(serveUsage),
+	}, serve.OptionsFor(d))
 }
 
 // Window is the current rate-limit window.
@@ -51,8 +52,8 @@ type Response struct {
 }
 
 func serveUsage(w http.ResponseWriter, r *http.Request) {
-	p, _ := instance.PrincipalFrom(r.Context())
-	m, _ := instance.MeteringFrom(r.Context())
+	p, _ := gate.PrincipalFrom(r.Context())
+	m, _ := gate.MeteringFrom(r.Context())
 	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total}
 	if m.Limited {
 		l := m.Limit

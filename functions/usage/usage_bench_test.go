@@ -3,19 +3,15 @@ package usage_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/ratebill/platform/functions/usage"
 	"github.com/ratebill/platform/shared/apikey"
-	"github.com/ratebill/platform/shared/config"
-	"github.com/ratebill/platform/shared/instance"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/deps/depstest"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // BenchmarkMeteredHandler measures the whole metered GET /usage in
@@ -24,49 +20,30 @@ import (
 // Postgres, and the JSON answer; 64 users round robin, with the
 // parallelism of a busy instance. LOG_LEVEL is warn (no request logs).
 func BenchmarkMeteredHandler(b *testing.B) {
-	dbURL := testenv.DatabaseURL(b)
 	// Redis database 9: user ids restart at 1 in every test database, so
 	// keep this benchmark's counters away from the tests' (database 0).
-	ru, err := url.Parse(testenv.RedisURL(b))
+	ru, err := url.Parse(testdb.RedisURL(b))
 	if err != nil {
 		b.Fatal(err)
 	}
 	ru.Path = "/9"
-	vars := map[string]string{
-		"DATABASE_URL": dbURL, "REDIS_URL": ru.String(), "INIT_DB": "false",
-		"API_RATE_LIMIT": "1000000000000", "LOG_LEVEL": "warn",
-	}
-	cfg, err := config.Load(func(k string) string { return vars[k] })
-	if err != nil {
-		b.Fatal(err)
-	}
-	inst := instance.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		inst.Shutdown(ctx)
-	})
+	d := depstest.New(b, map[string]string{"REDIS_URL": ru.String(), "API_RATE_LIMIT": "1000000000000"})
 	ctx := context.Background()
-	store, err := inst.Store(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rdb, err := inst.Redis()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
+	if err := d.Redis.FlushDB(ctx).Err(); err != nil {
 		b.Fatal(err)
 	}
 	keys := make([]string, 64)
 	for i := range keys {
 		keys[i], _ = apikey.Generate(nil)
 		name := fmt.Sprintf("bench%d", i)
-		if _, err := store.CreateUser(ctx, name, name+"@example.com", apikey.Hash(keys[i]), apikey.Display(keys[i])); err != nil {
+		if _, err := d.Store.CreateUser(ctx, name, name+"@example.com", apikey.Hash(keys[i]), apikey.Display(keys[i])); err != nil {
 			b.Fatal(err)
 		}
 	}
-	h := usage.NewHandler(inst)
+	h, err := usage.Handler(d)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	b.SetParallelism(25) // 50 requests in flight on 2 cores
 	b.RunParallel(func(pb *testing.PB) {
@@ -83,9 +60,5 @@ func BenchmarkMeteredHandler(b *testing.B) {
 		}
 	})
 	b.StopTimer()
-	var rows int64
-	if err := store.Pool().QueryRow(ctx, `SELECT count(*) FROM usage_events`).Scan(&rows); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(rows), "rows")
+	b.ReportMetric(float64(d.Recorder.Stats().Events), "events")
 }

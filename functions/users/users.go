@@ -3,7 +3,7 @@
 package users
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"net/mail"
 	"regexp"
@@ -15,29 +15,39 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/deps"
+	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
-	"github.com/ratebill/platform/shared/instance"
-	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/ratelimit"
+	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/serve"
 )
 
 func init() {
-	functions.HTTP("Users", instance.Lazy(NewHandler))
+	functions.HTTP("Users", serve.Lazy(Handler))
 }
 
-// NewHandler returns the users function's handler on inst.
-func NewHandler(inst *instance.Instance) http.Handler {
-	s := &server{inst: inst}
-	signup := inst.IPLimited(http.HandlerFunc(s.createUser))
-	me := inst.Authenticated(http.HandlerFunc(s.me))
-	return inst.Handler(instance.Routes{
-		"/users/": {http.MethodPost: signup},
-		"/users":  {http.MethodPost: signup},
-		"/me":     {http.MethodGet: me},
-	})
+// Handler returns the users function's handler on d. Sign-up is limited
+// per client IP and /me authenticated, as the routing table says.
+func Handler(d *deps.Deps) (http.Handler, error) {
+	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, limit: d.Gate.UserLimit()}
+	signup := http.HandlerFunc(s.createUser)
+	return serve.Router(routes.Users, d.Gate, serve.Handlers{
+		"POST /users/": signup,
+		"POST /users":  signup,
+		"GET /me":      http.HandlerFunc(s.me),
+	}, serve.OptionsFor(d))
+}
+
+// userStore is the storage the users function writes; *postgres.Store.
+type userStore interface {
+	CreateUser(ctx context.Context, username, email string, digest apikey.Digest, prefix string) (shared.User, error)
 }
 
 type server struct {
-	inst *instance.Instance
+	store   userStore
+	maxBody int64
+	limit   ratelimit.Limit
 }
 
 type createRequest struct {
@@ -108,7 +118,7 @@ func validEmail(s string) bool {
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
-	if err := httpapi.DecodeJSON(w, r, s.inst.Config.MaxBodyBytes, &req); err != nil {
+	if err := httpapi.DecodeJSON(w, r, s.maxBody, &req); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
@@ -122,24 +132,9 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	store, err := s.inst.Store(r.Context())
+	u, err := s.store.CreateUser(r.Context(), username, email, apikey.Hash(key), apikey.Display(key))
 	if err != nil {
-		httpapi.Error(w, r, shared.Unavailable("postgres", err))
-		return
-	}
-	u, err := store.CreateUser(r.Context(), username, email, apikey.Hash(key), apikey.Display(key))
-	var conflict *postgres.ConflictError
-	switch {
-	case errors.As(err, &conflict) && conflict.Constraint == postgres.ConstraintEmail:
-		httpapi.Error(w, r, &shared.Error{Code: shared.EConflict, Message: "email is already registered",
-			Fields: []shared.FieldError{{Field: "email", Detail: "is already registered"}}})
-		return
-	case errors.As(err, &conflict):
-		httpapi.Error(w, r, &shared.Error{Code: shared.EConflict, Message: "username is taken",
-			Fields: []shared.FieldError{{Field: "username", Detail: "is taken"}}})
-		return
-	case err != nil:
-		httpapi.Error(w, r, shared.Unavailable("postgres", err))
+		httpapi.Error(w, r, err) // EConflict naming the field, or EUnavailable
 		return
 	}
 	w.Header().Set("Location", "/me")
@@ -147,8 +142,8 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) me(w http.ResponseWriter, r *http.Request) {
-	p, _ := instance.PrincipalFrom(r.Context())
-	lim := s.inst.UserLimit()
+	p, _ := gate.PrincipalFrom(r.Context())
+	lim := s.limit
 	httpapi.JSON(w, http.StatusOK, meResponse{
 		User:      publicUser(p.UserID, p.Username, p.Email, p.CreatedAt, p.KeyPrefix),
 		RateLimit: RateLimitPolicy{Limit: lim.Requests, WindowSeconds: int64(lim.Window / time.Second)},

@@ -10,7 +10,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
-	"github.com/ratebill/platform/shared/postgres"
 )
 
 // Header carries the API key.
@@ -68,11 +66,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 		defer cancel()
 		return a.store.LookupKey(lctx, digest)
 	})
-	if errors.Is(err, postgres.ErrNotFound) {
+	switch shared.ErrorCode(err) {
+	case "":
+	case shared.ENotFound:
 		return shared.Principal{}, shared.Errorf(shared.EUnauthorized, "unknown or revoked API key")
-	}
-	if err != nil {
-		return shared.Principal{}, shared.Unavailable("postgres", err)
+	default:
+		return shared.Principal{}, err // EUnavailable from the store
 	}
 	p := v.(shared.Principal)
 	if a.cache != nil {

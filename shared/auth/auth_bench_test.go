@@ -9,7 +9,7 @@ import (
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/auth"
 	"github.com/ratebill/platform/shared/postgres"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // BenchmarkAuthenticate measures step 1-2 of the hot path: parse and
@@ -17,7 +17,7 @@ import (
 // (cached) or from the real Postgres every time (uncached, cache off).
 // 64 users' keys are used round robin, in parallel.
 func BenchmarkAuthenticate(b *testing.B) {
-	s := postgres.NewStore(testenv.Pool(b))
+	s := postgres.NewStore(testdb.Pool(b))
 	ctx := context.Background()
 	keys := make([]string, 64)
 	for i := range keys {

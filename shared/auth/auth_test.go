@@ -9,12 +9,12 @@ import (
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/auth"
 	"github.com/ratebill/platform/shared/postgres"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 func TestAuthenticate(t *testing.T) {
 	t.Parallel()
-	s := postgres.NewStore(testenv.Pool(t))
+	s := postgres.NewStore(testdb.Pool(t))
 	ctx := context.Background()
 	key, _ := apikey.Generate(nil)
 	u, err := s.CreateUser(ctx, "bob", "bob@example.com", apikey.Hash(key), apikey.Display(key))
@@ -49,7 +49,7 @@ func TestAuthenticate(t *testing.T) {
 // on an instance that cached it, and stops right away on one that did not.
 func TestRevocationBound(t *testing.T) {
 	t.Parallel()
-	s := postgres.NewStore(testenv.Pool(t))
+	s := postgres.NewStore(testdb.Pool(t))
 	ctx := context.Background()
 	key, _ := apikey.Generate(nil)
 	if _, err := s.CreateUser(ctx, "eve", "eve@example.com", apikey.Hash(key), apikey.Display(key)); err != nil {
@@ -86,7 +86,7 @@ func TestRevocationBound(t *testing.T) {
 
 func TestDatabaseDownIsUnavailable(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Pool(t)
+	pool := testdb.Pool(t)
 	s := postgres.NewStore(pool)
 	a := auth.New(s, time.Minute, 10)
 	pool.Close()

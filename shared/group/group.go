@@ -24,6 +24,7 @@ type Batcher[T any] struct {
 	mu       sync.Mutex
 	pending  []T
 	inFlight int
+	running  int // items in batches being run
 	closed   bool
 	idle     sync.Cond // signalled when nothing is in flight or pending
 }
@@ -56,6 +57,7 @@ func (b *Batcher[T]) Add(item T) bool {
 	b.mu.Unlock()
 	b.run(batch)
 	b.mu.Lock()
+	b.running -= len(batch)
 	if len(b.pending) > 0 {
 		b.mu.Unlock()
 		go b.drain()
@@ -78,6 +80,9 @@ func (b *Batcher[T]) drain() {
 		batch := b.take()
 		b.mu.Unlock()
 		b.run(batch)
+		b.mu.Lock()
+		b.running -= len(batch)
+		b.mu.Unlock()
 	}
 }
 
@@ -91,6 +96,7 @@ func (b *Batcher[T]) take() []T {
 	if len(b.pending) == 0 {
 		b.pending = nil // let the backing array go
 	}
+	b.running += n
 	return batch
 }
 
@@ -100,6 +106,14 @@ func (b *Batcher[T]) done() {
 	if b.inFlight == 0 {
 		b.idle.Broadcast()
 	}
+}
+
+// Pending returns the items accepted and not yet completed: queued, or
+// in a batch being run (a whole batch counts until its run returns).
+func (b *Batcher[T]) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending) + b.running
 }
 
 // Close stops accepting items and waits until every accepted item has

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -113,7 +114,7 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
 		if !ValidRequestID(id) {
-			id = newRequestID()
+			id = NewRequestID()
 		}
 		w.Header()[RequestIDHeader] = []string{id} // canonical already
 		ri := &requestInfo{id: id, base: logger}
@@ -128,9 +129,11 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				ri.logger().ErrorContext(ctx, "panic", "panic", v)
-				if !rec.wrote {
-					WriteProblem(rec, Problem{Type: ProblemType("internal-error"), Title: "Internal Server Error", Status: 500, RequestID: id})
+				err := fmt.Errorf("panic: %v", v)
+				if rec.wrote {
+					ri.logger().ErrorContext(ctx, "internal error", "error", err.Error())
+				} else {
+					Error(rec, r, err)
 				}
 			}
 			level := slog.LevelInfo
@@ -158,7 +161,9 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 	})
 }
 
-func newRequestID() string {
+// NewRequestID returns a new request id (a UUIDv7, time-ordered): the one
+// generator of the platform, its gateways and its middleware.
+func NewRequestID() string {
 	u, err := uuid.NewV7()
 	if err != nil {
 		return uuid.NewString()

@@ -50,45 +50,62 @@ func Status(c shared.Code) int {
 	return http.StatusInternalServerError
 }
 
-// Error writes err as a problem response. Application errors show their
-// message; anything else is a bug: logged once with the request id, shown
-// to the client only as "internal error". Dependency failures are logged
-// at warning level with their cause.
-func Error(w http.ResponseWriter, r *http.Request, err error) {
+// NewProblem is the one constructor of problem objects: the type, title
+// and status of err's code, its client-safe message and fields (an error
+// that is not an application error shows only "internal error"), the
+// path it answers and the request id.
+func NewProblem(err error, path, requestID string) Problem {
 	code := shared.ErrorCode(err)
 	p := Problem{
 		Type:      ProblemType(code),
 		Title:     http.StatusText(Status(code)),
 		Status:    Status(code),
-		Instance:  r.URL.Path,
-		RequestID: RequestID(r.Context()),
+		Instance:  path,
+		RequestID: requestID,
 	}
 	var e *shared.Error
 	if errors.As(err, &e) {
 		p.Detail = e.Message
 		p.Errors = e.Fields
 	}
-	log := Logger(r.Context())
-	switch code {
-	case shared.EInternal:
+	if code == shared.EInternal {
 		p.Detail = "internal error; quote the request id when reporting it"
-		log.ErrorContext(r.Context(), "internal error", "error", err.Error())
-	case shared.EUnavailable:
-		if e != nil && e.Err != nil {
-			log.WarnContext(r.Context(), "dependency unavailable", "error", e.Err.Error())
-		}
 	}
-	if code == shared.EUnauthorized {
-		w.Header().Set("WWW-Authenticate", `ApiKey header="X-API-Key"`)
-	}
-	if code == shared.EUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
-	}
-	WriteProblem(w, p)
+	return p
 }
 
-// WriteProblem writes p as application/problem+json.
-func WriteProblem(w http.ResponseWriter, p Problem) {
+// Error writes err as a problem response: the one place errors become
+// statuses. Application errors show their message; anything else is a
+// bug: logged once with the request id, shown to the client only as
+// "internal error". Dependency failures are logged at warning level with
+// their cause. The request id is the request's (Middleware), or else the
+// X-Request-Id already set on the response (the gateways).
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	id := RequestID(r.Context())
+	if id == "" {
+		id = w.Header().Get(RequestIDHeader)
+	}
+	p := NewProblem(err, r.URL.Path, id)
+	log := Logger(r.Context())
+	switch code := shared.ErrorCode(err); code {
+	case shared.EInternal:
+		log.ErrorContext(r.Context(), "internal error", "error", err.Error(), "request_id", id)
+	case shared.EUnavailable:
+		var e *shared.Error
+		if errors.As(err, &e) && e.Err != nil {
+			log.WarnContext(r.Context(), "dependency unavailable", "error", e.Err.Error())
+		}
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	case shared.EUnauthorized:
+		w.Header().Set("WWW-Authenticate", `ApiKey header="X-API-Key"`)
+	}
+	writeProblem(w, p)
+}
+
+// writeProblem writes p as application/problem+json.
+func writeProblem(w http.ResponseWriter, p Problem) {
 	body, _ := json.Marshal(p)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -103,7 +120,7 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		slog.Error("encoding response", "error", err)
-		WriteProblem(w, Problem{Type: ProblemType(shared.EInternal), Title: "Internal Server Error", Status: 500})
+		writeProblem(w, NewProblem(err, "", w.Header().Get(RequestIDHeader)))
 		return
 	}
 	RawJSON(w, status, append(body, '\n'))

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/postgres"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // fakeDialer stands in for cloudsqlconn.Dialer, which needs Google Cloud:
@@ -39,7 +39,7 @@ func (d *fakeDialer) Close() error { d.closed = true; return nil }
 
 func TestCloudSQLWiringThroughDialer(t *testing.T) {
 	t.Parallel()
-	u, err := url.Parse(testenv.DatabaseURL(t))
+	u, err := url.Parse(testdb.DatabaseURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,10 @@
 // DATABASE_URL, or Cloud SQL through cloud.google.com/go/cloudsqlconn),
 // the embedded schema migrations, and every query the platform runs.
 //
-// Errors leaving the package are mapped to a few sentinels: ErrNotFound
-// (pgx.ErrNoRows), ErrConflict (SQLSTATE 23505, unique violation), and
-// ErrUnavailable for anything that means the database could not be reached
+// Errors leaving the package are the application's own (*shared.Error),
+// so nothing above it interprets a database error: ENotFound for no rows,
+// EConflict naming the field for a unique violation (SQLSTATE 23505), and
+// EUnavailable for anything that means the database could not be reached
 // or did not answer in time. Callers never see pgx types.
 //
 // # Usage writes

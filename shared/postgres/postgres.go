@@ -13,48 +13,62 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/config"
 )
 
-// Sentinel errors of the storage boundary.
-var (
-	ErrNotFound    = errors.New("postgres: not found")
-	ErrConflict    = errors.New("postgres: conflict")
-	ErrUnavailable = errors.New("postgres: unavailable")
+// Unique constraints that mean a conflict the client can fix.
+const (
+	constraintUsername = "users_username_key"
+	constraintEmail    = "users_email_key"
 )
 
-// ConflictError is an ErrConflict that names the unique constraint hit.
-type ConflictError struct{ Constraint string }
-
-func (e *ConflictError) Error() string { return "postgres: conflict on " + e.Constraint }
-
-// Is makes errors.Is(err, ErrConflict) true.
-func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
-
-// mapError turns driver errors into the package's sentinels. Constraint
-// and data errors keep their meaning; anything else (network, timeouts,
-// shutdown, too many connections) is ErrUnavailable.
+// mapError turns driver errors into the application's errors, so nothing
+// above this package interprets a database error: no rows is ENotFound, a
+// unique violation EConflict naming the field, anything that means the
+// database could not be reached or did not answer in time (network,
+// timeouts, shutdown, too many connections, serialization) EUnavailable.
+// Other errors (a bug, a constraint the code should have prevented) stay
+// internal: logged with their cause, shown to no client.
 func mapError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
+		return &shared.Error{Code: shared.ENotFound, Message: "not found", Err: fmt.Errorf("%s: %w", op, err)}
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505":
-			return &ConflictError{Constraint: pgErr.ConstraintName}
+			return conflict(pgErr.ConstraintName, fmt.Errorf("%s: %w", op, err))
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
 			strings.HasPrefix(pgErr.Code, "57"), // operator intervention (shutdown)
 			pgErr.Code == "40001", pgErr.Code == "40P01":
-			return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+			return shared.Unavailable("postgres", fmt.Errorf("%s: %w", op, err))
 		}
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+	if shared.ErrorCode(err) != shared.EInternal {
+		return err // already an application error (shutting down)
+	}
+	return shared.Unavailable("postgres", fmt.Errorf("%s: %w", op, err))
+}
+
+// conflict names the field whose unique constraint was hit.
+func conflict(constraint string, cause error) *shared.Error {
+	field := "username"
+	switch constraint {
+	case constraintEmail:
+		return &shared.Error{Code: shared.EConflict, Message: "email is already registered",
+			Fields: []shared.FieldError{{Field: "email", Detail: "is already registered"}}, Err: cause}
+	case constraintUsername:
+	default:
+		field = constraint
+	}
+	return &shared.Error{Code: shared.EConflict, Message: field + " is taken",
+		Fields: []shared.FieldError{{Field: field, Detail: "is taken"}}, Err: cause}
 }
 
 // Dialer dials a Cloud SQL instance; *cloudsqlconn.Dialer implements it.

@@ -8,27 +8,72 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/lazy"
 )
 
-// Store runs the platform's queries on a pool.
+// Store runs the platform's queries. Its pool is built on first use (and,
+// with INIT_DB, migrated under an advisory lock), once per instance; a
+// failed build is retried by the next query. New does no I/O, so a
+// function instance starts without waiting for the database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool *lazy.Value[*pgxpool.Pool]
 }
 
-// NewStore returns a Store using pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// New returns a Store for cfg whose pool opens on first use.
+func New(cfg config.Config) *Store {
+	return &Store{pool: lazy.New(func(ctx context.Context) (*pgxpool.Pool, error) {
+		if err := cfg.RequireDatabase(); err != nil {
+			return nil, err
+		}
+		pool, err := Open(ctx, cfg)
+		if err != nil {
+			return nil, shared.Unavailable("postgres", err)
+		}
+		if cfg.InitDB {
+			mctx, cancel := context.WithTimeout(ctx, cfg.DBPoolTimeout)
+			err := MigratePool(mctx, pool)
+			cancel()
+			if err != nil {
+				pool.Close()
+				return nil, mapError("applying migrations", err)
+			}
+		}
+		return pool, nil
+	})}
+}
 
-// Pool returns the underlying pool.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// NewStore returns a Store on an open pool (tests, the migration job).
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: lazy.New(func(context.Context) (*pgxpool.Pool, error) { return pool, nil })}
+}
+
+// db returns the pool, opening it on first use.
+func (s *Store) db(ctx context.Context) (*pgxpool.Pool, error) { return s.pool.Get(ctx) }
+
+// Open opens the pool now (and migrates, with INIT_DB), so a broken
+// database shows at start-up rather than on the first request.
+func (s *Store) Open(ctx context.Context) error {
+	_, err := s.db(ctx)
+	return err
+}
+
+// Close closes the pool; every later query fails with
+// shared.ErrShuttingDown.
+func (s *Store) Close() {
+	if pool, ok := s.pool.Close(); ok {
+		pool.Close()
+	}
+}
 
 // Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error { return Ping(ctx, s.pool) }
-
-// Unique constraints reported in ConflictError.Constraint.
-const (
-	ConstraintUsername = "users_username_key"
-	ConstraintEmail    = "users_email_key"
-)
+func (s *Store) Ping(ctx context.Context) error {
+	pool, err := s.db(ctx)
+	if err != nil {
+		return err
+	}
+	return Ping(ctx, pool)
+}
 
 // CreateUser stores a user and its first API key (by digest) atomically.
 func (s *Store) CreateUser(ctx context.Context, username, email string, digest apikey.Digest, prefix string) (shared.User, error) {
@@ -43,7 +88,11 @@ WITH u AS (
 )
 SELECT u.id, u.username, u.email, u.created_at, k.display_prefix FROM u, k`
 	var u shared.User
-	err := s.pool.QueryRow(ctx, q, username, email, digest[:], prefix).
+	pool, err := s.db(ctx)
+	if err != nil {
+		return shared.User{}, err
+	}
+	err = pool.QueryRow(ctx, q, username, email, digest[:], prefix).
 		Scan(&u.ID, &u.Username, &u.Email, &u.CreatedAt, &u.KeyPrefix)
 	if err != nil {
 		return shared.User{}, mapError("creating user", err)
@@ -53,14 +102,18 @@ SELECT u.id, u.username, u.email, u.created_at, k.display_prefix FROM u, k`
 }
 
 // LookupKey returns the principal owning the unrevoked key with digest,
-// or ErrNotFound.
+// or an ENotFound error.
 func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Principal, error) {
 	const q = `
 SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL`
 	var p shared.Principal
-	err := s.pool.QueryRow(ctx, q, digest[:]).
+	pool, err := s.db(ctx)
+	if err != nil {
+		return shared.Principal{}, err
+	}
+	err = pool.QueryRow(ctx, q, digest[:]).
 		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix)
 	if err != nil {
 		return shared.Principal{}, mapError("looking up key", err)
@@ -72,35 +125,24 @@ WHERE k.key_hash = $1 AND k.revoked_at IS NULL`
 // RevokeKey revokes the key with digest. Instances that cached it stop
 // accepting it within their AUTH_CACHE_TTL.
 func (s *Store) RevokeKey(ctx context.Context, digest apikey.Digest) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL`, digest[:])
+	pool, err := s.db(ctx)
+	if err != nil {
+		return err
+	}
+	tag, err := pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL`, digest[:])
 	if err != nil {
 		return mapError("revoking key", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return ErrNotFound
+		return &shared.Error{Code: shared.ENotFound, Message: "no such unrevoked key"}
 	}
 	return nil
-}
-
-// UsageEvent is one metered request to record.
-type UsageEvent struct {
-	UserID    int64
-	RequestID string // unique per user; a repeated id is not counted again
-	Endpoint  string
-}
-
-// UsageResult is the outcome of recording one event.
-type UsageResult struct {
-	// Total is the user's metered requests so far, this one included.
-	Total int64
-	// Duplicate reports that the request id had already been recorded.
-	Duplicate bool
 }
 
 // WriteUsage records a batch of events in one statement and returns one
 // result per event, in order. Either every event of the batch is durable
 // when it returns nil, or none is.
-func (s *Store) WriteUsage(ctx context.Context, events []UsageEvent) ([]UsageResult, error) {
+func (s *Store) WriteUsage(ctx context.Context, events []shared.UsageEvent) ([]shared.UsageResult, error) {
 	const q = `
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(user_id, request_id, endpoint)
@@ -126,7 +168,11 @@ SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (
 	for i, e := range events {
 		users[i], ids[i], endpoints[i] = e.UserID, e.RequestID, e.Endpoint
 	}
-	rows, err := s.pool.Query(ctx, q, users, ids, endpoints)
+	pool, err := s.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := pool.Query(ctx, q, users, ids, endpoints)
 	if err != nil {
 		return nil, mapError("writing usage", err)
 	}
@@ -154,7 +200,7 @@ SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (
 
 	// Number each user's inserted events in batch order, ending at the
 	// user's new total.
-	out := make([]UsageResult, len(events))
+	out := make([]shared.UsageResult, len(events))
 	seen := make(map[int64]int64)
 	var dupUsers []int64
 	for i, e := range events {
@@ -183,7 +229,11 @@ SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (
 }
 
 func (s *Store) totals(ctx context.Context, users []int64) (map[int64]int64, error) {
-	rows, err := s.pool.Query(ctx, `SELECT user_id, total_requests FROM usage_totals WHERE user_id = ANY($1)`, users)
+	pool, err := s.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := pool.Query(ctx, `SELECT user_id, total_requests FROM usage_totals WHERE user_id = ANY($1)`, users)
 	if err != nil {
 		return nil, mapError("reading totals", err)
 	}
@@ -208,16 +258,10 @@ func (s *Store) TotalRequests(ctx context.Context, userID int64) (int64, error) 
 	return m[userID], nil
 }
 
-// Period is a billed span on the database clock.
-type Period struct {
-	Start, End time.Time
-	Requests   int64
-}
-
 // RequestsInLast counts the user's metered requests in [now-d, now] on the
 // database clock, exactly: whole minutes from the rollups, the two partial
 // edge minutes from the events.
-func (s *Store) RequestsInLast(ctx context.Context, userID int64, d time.Duration) (Period, error) {
+func (s *Store) RequestsInLast(ctx context.Context, userID int64, d time.Duration) (shared.Period, error) {
 	const q = `
 WITH p AS (
     SELECT now() AS e, now() - $2::interval AS s
@@ -236,9 +280,13 @@ SELECT b.s, b.e,
   + (SELECT count(*) FROM usage_events u
      WHERE u.user_id = $1 AND u.created_at >= greatest(b.ef, b.sc) AND u.created_at <= b.e)
 FROM b`
-	var p Period
-	if err := s.pool.QueryRow(ctx, q, userID, d).Scan(&p.Start, &p.End, &p.Requests); err != nil {
-		return Period{}, mapError("billing", err)
+	pool, err := s.db(ctx)
+	if err != nil {
+		return shared.Period{}, err
+	}
+	var p shared.Period
+	if err := pool.QueryRow(ctx, q, userID, d).Scan(&p.Start, &p.End, &p.Requests); err != nil {
+		return shared.Period{}, mapError("billing", err)
 	}
 	p.Start, p.End = p.Start.UTC(), p.End.UTC()
 	return p, nil

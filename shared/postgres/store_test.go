@@ -10,9 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/postgres"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 func newUser(t *testing.T, s *postgres.Store, name string) (int64, string) {
@@ -27,7 +28,7 @@ func newUser(t *testing.T, s *postgres.Store, name string) (int64, string) {
 
 func TestCreateUserAndLookup(t *testing.T) {
 	t.Parallel()
-	s := postgres.NewStore(testenv.Pool(t))
+	s := postgres.NewStore(testdb.Pool(t))
 	ctx := context.Background()
 	key, _ := apikey.Generate(nil)
 	u, err := s.CreateUser(ctx, "Alice", "alice@example.com", apikey.Hash(key), apikey.Display(key))
@@ -42,44 +43,46 @@ func TestCreateUserAndLookup(t *testing.T) {
 		t.Fatalf("lookup: %+v %v", p, err)
 	}
 	other, _ := apikey.Generate(nil)
-	if _, err := s.LookupKey(ctx, apikey.Hash(other)); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := s.LookupKey(ctx, apikey.Hash(other)); shared.ErrorCode(err) != shared.ENotFound {
 		t.Fatalf("unknown key: %v", err)
 	}
 
 	tests := []struct {
-		name, username, email, constraint string
+		name, username, email, field string
 	}{
-		{"same username other case", "ALICE", "a2@example.com", postgres.ConstraintUsername},
-		{"same email other case", "alice2", "Alice@Example.com", postgres.ConstraintEmail},
+		{"same username other case", "ALICE", "a2@example.com", "username"},
+		{"same email other case", "alice2", "Alice@Example.com", "email"},
 	}
 	for _, tt := range tests {
-		k, _ := apikey.Generate(nil)
-		_, err := s.CreateUser(ctx, tt.username, tt.email, apikey.Hash(k), apikey.Display(k))
-		var ce *postgres.ConflictError
-		if !errors.Is(err, postgres.ErrConflict) || !errors.As(err, &ce) || ce.Constraint != tt.constraint {
-			t.Errorf("%s: err = %v, want conflict on %s", tt.name, err, tt.constraint)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			k, _ := apikey.Generate(nil)
+			_, err := s.CreateUser(ctx, tt.username, tt.email, apikey.Hash(k), apikey.Display(k))
+			var e *shared.Error
+			if !errors.As(err, &e) || e.Code != shared.EConflict || len(e.Fields) != 1 || e.Fields[0].Field != tt.field {
+				t.Errorf("err = %v, want a conflict naming %s", err, tt.field)
+			}
+		})
 	}
 
 	if err := s.RevokeKey(ctx, apikey.Hash(key)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupKey(ctx, apikey.Hash(key)); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := s.LookupKey(ctx, apikey.Hash(key)); shared.ErrorCode(err) != shared.ENotFound {
 		t.Fatalf("revoked key still found: %v", err)
 	}
-	if err := s.RevokeKey(ctx, apikey.Hash(key)); !errors.Is(err, postgres.ErrNotFound) {
+	if err := s.RevokeKey(ctx, apikey.Hash(key)); shared.ErrorCode(err) != shared.ENotFound {
 		t.Fatalf("second revoke: %v", err)
 	}
 }
 
 func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	t.Parallel()
-	s := postgres.NewStore(testenv.Pool(t))
+	s := postgres.NewStore(testdb.Pool(t))
 	ctx := context.Background()
 	a, _ := newUser(t, s, "a")
 	b, _ := newUser(t, s, "b")
 
-	res, err := s.WriteUsage(ctx, []postgres.UsageEvent{
+	res, err := s.WriteUsage(ctx, []shared.UsageEvent{
 		{UserID: a, RequestID: "r1", Endpoint: "/usage"},
 		{UserID: b, RequestID: "r1", Endpoint: "/usage"}, // same id, other user: counts
 		{UserID: a, RequestID: "r2", Endpoint: "/usage"},
@@ -88,21 +91,21 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []postgres.UsageResult{{Total: 1}, {Total: 1}, {Total: 2}, {Total: 2, Duplicate: true}}
+	want := []shared.UsageResult{{Total: 1}, {Total: 1}, {Total: 2}, {Total: 2, Duplicate: true}}
 	for i := range want {
 		if res[i] != want[i] {
 			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
 		}
 	}
 	// A retried batch counts nothing again.
-	res, err = s.WriteUsage(ctx, []postgres.UsageEvent{{UserID: a, RequestID: "r1", Endpoint: "/usage"}, {UserID: a, RequestID: "r3", Endpoint: "/usage"}})
+	res, err = s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "r1", Endpoint: "/usage"}, {UserID: a, RequestID: "r3", Endpoint: "/usage"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0] != (postgres.UsageResult{Total: 3, Duplicate: true}) && res[0] != (postgres.UsageResult{Total: 2, Duplicate: true}) {
+	if res[0] != (shared.UsageResult{Total: 3, Duplicate: true}) && res[0] != (shared.UsageResult{Total: 2, Duplicate: true}) {
 		t.Fatalf("retry: %+v", res[0])
 	}
-	if res[1] != (postgres.UsageResult{Total: 3}) {
+	if res[1] != (shared.UsageResult{Total: 3}) {
 		t.Fatalf("new after retry: %+v", res[1])
 	}
 	if n, _ := s.TotalRequests(ctx, a); n != 3 {
@@ -117,7 +120,7 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	}
 	// One invalid event (an empty request id breaks a CHECK) refuses the
 	// whole batch: nothing of it counts.
-	if _, err := s.WriteUsage(ctx, []postgres.UsageEvent{{UserID: a, RequestID: "r4", Endpoint: "/usage"}, {UserID: a, RequestID: "", Endpoint: "/usage"}}); err == nil {
+	if _, err := s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "r4", Endpoint: "/usage"}, {UserID: a, RequestID: "", Endpoint: "/usage"}}); err == nil {
 		t.Fatal("want an error for an invalid event")
 	}
 	if n, _ := s.TotalRequests(ctx, a); n != 3 {
@@ -130,7 +133,7 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 // minutes from events, and the sum equals a plain count.
 func TestBillingEdges(t *testing.T) {
 	t.Parallel()
-	pool := testenv.Pool(t)
+	pool := testdb.Pool(t)
 	s := postgres.NewStore(pool)
 	ctx := context.Background()
 	u, _ := newUser(t, s, "edge")
@@ -179,7 +182,7 @@ ON CONFLICT (user_id, minute) DO UPDATE SET requests = usage_minutes.requests + 
 // same users from many goroutines, as many instances would.
 func TestConcurrentBatchesNoDeadlock(t *testing.T) {
 	t.Parallel()
-	s := postgres.NewStore(testenv.Pool(t))
+	s := postgres.NewStore(testdb.Pool(t))
 	ctx := context.Background()
 	var users []int64
 	for i := 0; i < 5; i++ {
@@ -192,14 +195,14 @@ func TestConcurrentBatchesNoDeadlock(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for b := 0; b < 20; b++ {
-				var batch []postgres.UsageEvent
+				var batch []shared.UsageEvent
 				for i := 0; i < 10; i++ {
 					// reverse order in odd goroutines
 					u := users[(i+g)%len(users)]
 					if g%2 == 1 {
 						u = users[len(users)-1-(i+g)%len(users)]
 					}
-					batch = append(batch, postgres.UsageEvent{UserID: u, RequestID: fmt.Sprintf("g%d-b%d-i%d", g, b, i), Endpoint: "/usage"})
+					batch = append(batch, shared.UsageEvent{UserID: u, RequestID: fmt.Sprintf("g%d-b%d-i%d", g, b, i), Endpoint: "/usage"})
 				}
 				if _, err := s.WriteUsage(ctx, batch); err != nil {
 					t.Error(err)
@@ -225,7 +228,7 @@ func TestConcurrentBatchesNoDeadlock(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	url := testenv.DatabaseURL(t) // already migrated: a re-run is a no-op
+	url := testdb.DatabaseURL(t) // already migrated: a re-run is a no-op
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for i := 0; i < 4; i++ {
@@ -249,11 +252,15 @@ func TestUnavailable(t *testing.T) {
 	}
 	defer pool.Close()
 	s := postgres.NewStore(pool)
-	if err := s.Ping(context.Background()); !errors.Is(err, postgres.ErrUnavailable) {
-		t.Fatalf("ping of a closed port: %v, want ErrUnavailable", err)
+	if err := s.Ping(context.Background()); shared.ErrorCode(err) != shared.EUnavailable {
+		t.Fatalf("ping of a closed port: %v, want EUnavailable", err)
 	}
-	if _, err := s.LookupKey(context.Background(), apikey.Digest{}); !errors.Is(err, postgres.ErrUnavailable) {
-		t.Fatalf("lookup: %v, want ErrUnavailable", err)
+	if _, err := s.LookupKey(context.Background(), apikey.Digest{}); shared.ErrorCode(err) != shared.EUnavailable {
+		t.Fatalf("lookup: %v, want EUnavailable", err)
+	}
+	s.Close()
+	if err := s.Ping(context.Background()); !errors.Is(err, shared.ErrShuttingDown) {
+		t.Fatalf("ping after Close: %v, want ErrShuttingDown", err)
 	}
 }
 

@@ -90,7 +90,7 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 		case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
 			d.res, d.err = l.run(ctx, d.key, d.limit, 1)
 		case err != nil:
-			d.err = fmt.Errorf("deciding rate limit: %w", err)
+			d.err = unavailable("deciding rate limit", err)
 		default:
 			d.res, d.err = parse(v, d.limit)
 		}
@@ -102,7 +102,7 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 func (l *Limiter) run(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
 	v, err := windowScript.Run(ctx, l.rdb, []string{key}, limit.Requests, int64(limit.Window/time.Second), n).Slice()
 	if err != nil {
-		return Result{}, fmt.Errorf("deciding rate limit: %w", err)
+		return Result{}, unavailable("deciding rate limit", err)
 	}
 	return parse(v, limit)
 }
@@ -121,7 +121,7 @@ func (l *Limiter) decideInScript(ctx context.Context, batch []*decision) {
 	}
 	for i, d := range batch {
 		if err != nil {
-			d.err = fmt.Errorf("deciding rate limit: %w", err)
+			d.err = unavailable("deciding rate limit", err)
 		} else {
 			d.res, d.err = parse([]any{v[2+3*i], v[3+3*i], v[4+3*i], v[0], v[1]}, d.limit)
 		}

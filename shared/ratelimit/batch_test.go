@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratebill/platform/shared/ratelimit"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // concurrentDecisions fires n concurrent Allow calls spread over keys and
@@ -94,7 +94,7 @@ func TestBatchedDecisionsExact(t *testing.T) {
 			return c, "k"
 		}},
 		{"real redis", func(t *testing.T) (*redis.Client, string) {
-			return testenv.Redis(t), testenv.UniqueKey(t)
+			return testdb.Redis(t), testdb.UniqueKey(t)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,14 +124,14 @@ func TestBatchedDecisionsExact(t *testing.T) {
 // survives SCRIPT FLUSH.
 func TestBatchedDecisionsPipelined(t *testing.T) {
 	t.Parallel()
-	opt, err := redis.ParseURL(testenv.RedisURL(t))
+	opt, err := redis.ParseURL(testdb.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"one": opt.Addr}})
 	t.Cleanup(func() { ring.Close() })
 	lim := ratelimit.New(ring)
-	prefix := testenv.UniqueKey(t)
+	prefix := testdb.UniqueKey(t)
 	keys := []string{prefix + ":a", prefix + ":b", prefix + ":c"}
 	limit := ratelimit.Limit{Requests: 20, Window: time.Hour}
 	used, denied := concurrentDecisions(t, lim, keys, 3*40, limit)

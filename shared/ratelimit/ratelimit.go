@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/group"
 )
 
@@ -95,12 +96,21 @@ func New(rdb scripter) *Limiter {
 	return l
 }
 
+// unavailable is the limiter's error for a decision Redis did not make:
+// the application's EUnavailable naming Redis, with the cause for the log.
+func unavailable(op string, err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return shared.ErrShuttingDown
+	}
+	return shared.Unavailable("redis", fmt.Errorf("%s: %w", op, err))
+}
+
 // ErrInvalidLimit reports a Limit that cannot be enforced.
 var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 request per whole number of seconds")
 
 // Allow takes one request from key's quota if the quota allows it.
-// A Redis failure is returned as an error (wrapped); the caller decides
-// whether to fail closed or open.
+// A Redis failure is returned as the application's EUnavailable error
+// naming Redis; the caller decides whether to fail closed or open.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
 	if l.batch == nil || !limit.valid() {
 		return l.AllowN(ctx, key, limit, 1)
@@ -127,14 +137,14 @@ func (l Limit) valid() bool {
 func (l *Limiter) Refund(ctx context.Context, key string, windowStart time.Time, n int64) error {
 	err := refundScript.Run(ctx, l.rdb, []string{keyPrefix + key}, windowStart.Unix(), n).Err()
 	if err != nil {
-		return fmt.Errorf("refunding rate limit: %w", err)
+		return unavailable("refunding rate limit", err)
 	}
 	return nil
 }
 
 func parse(v []any, limit Limit) (Result, error) {
 	if len(v) != 5 {
-		return Result{}, fmt.Errorf("deciding rate limit: unexpected reply %v", v)
+		return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 	}
 	var n [5]int64
 	for i, x := range v {
@@ -144,10 +154,10 @@ func parse(v []any, limit Limit) (Result, error) {
 		case string: // TIME's fields arrive as strings
 			var err error
 			if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-				return Result{}, fmt.Errorf("deciding rate limit: unexpected reply %v", v)
+				return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 			}
 		default:
-			return Result{}, fmt.Errorf("deciding rate limit: unexpected reply %v", v)
+			return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 		}
 	}
 	allowed, used, start, sec, usec := n[0], n[1], n[2], n[3], n[4]

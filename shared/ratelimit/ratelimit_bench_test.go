@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/ratebill/platform/shared/ratelimit"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // BenchmarkDecision measures one rate-limit decision against the real
 // Redis: serial (one round trip's latency: ns/op) and parallel over 64
 // users (the throughput a busy instance gets).
 func BenchmarkDecision(b *testing.B) {
-	rdb := testenv.Redis(b)
+	rdb := testdb.Redis(b)
 	lim := ratelimit.New(rdb)
-	prefix := testenv.UniqueKey(b)
+	prefix := testdb.UniqueKey(b)
 	limit := ratelimit.Limit{Requests: 1 << 40, Window: time.Hour}
 	ctx := context.Background()
 	b.Run("serial", func(b *testing.B) {

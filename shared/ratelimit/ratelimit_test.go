@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratebill/platform/shared/ratelimit"
-	"github.com/ratebill/platform/shared/testenv"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 // fakeClock runs the scripts on miniredis with a controlled clock.
@@ -143,9 +143,9 @@ func TestRedisDown(t *testing.T) {
 // concurrent requests against a limit L admit exactly L, on a real Redis.
 func TestConcurrentExactRealRedis(t *testing.T) {
 	t.Parallel()
-	rdb := testenv.Redis(t)
+	rdb := testdb.Redis(t)
 	lim := ratelimit.New(rdb)
-	key := testenv.UniqueKey(t)
+	key := testdb.UniqueKey(t)
 	limit := ratelimit.Limit{Requests: 50, Window: time.Hour}
 	var admitted, denied atomic.Int64
 	var wg sync.WaitGroup
@@ -183,9 +183,9 @@ func TestConcurrentExactRealRedis(t *testing.T) {
 }
 
 func BenchmarkAllowRealRedis(b *testing.B) {
-	rdb := testenv.Redis(b)
+	rdb := testdb.Redis(b)
 	lim := ratelimit.New(rdb)
-	key := testenv.UniqueKey(b)
+	key := testdb.UniqueKey(b)
 	limit := ratelimit.Limit{Requests: 1 << 40, Window: time.Hour}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

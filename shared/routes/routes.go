@@ -32,22 +32,37 @@ const (
 
 // Route is one row of the routing table. Paths are exact: the gateways
 // match them exactly, never as prefixes.
+//
+// The row is also how the function wires the route (package serve): the
+// gate's authentication, metering (labelled with Path) or per-IP limit
+// come from here, never from the handler's code.
 type Route struct {
 	Method   string // HTTP method, e.g. "GET"
 	Path     string // exact path, e.g. "/usage"
 	Function string // one of Functions
 	Auth     Auth
-	Metered  bool // rate limited per user and recorded for billing
+	// Metered routes are rate limited per user and recorded for billing
+	// (they need Auth AuthKey).
+	Metered bool
+	// IPLimited routes are rate limited per client IP (sign-up).
+	IPLimited bool
+	// Root routes are also served at "/" on the function's own URL (its
+	// Cloud Run URL, without the gateway).
+	Root bool
 }
+
+// Key is "METHOD PATH", the route's name when a function lists its
+// handlers.
+func (r Route) Key() string { return r.Method + " " + r.Path }
 
 // Table is the public API. The order is the order of the documentation.
 var Table = []Route{
-	{Method: "POST", Path: "/users/", Function: Users, Auth: AuthNone},
-	{Method: "POST", Path: "/users", Function: Users, Auth: AuthNone},
+	{Method: "POST", Path: "/users/", Function: Users, Auth: AuthNone, IPLimited: true},
+	{Method: "POST", Path: "/users", Function: Users, Auth: AuthNone, IPLimited: true},
 	{Method: "GET", Path: "/me", Function: Users, Auth: AuthKey},
-	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true},
-	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey},
-	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone},
+	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true, Root: true},
+	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey, Root: true},
+	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
 	{Method: "GET", Path: "/openapi.json", Function: Health, Auth: AuthNone},
 }

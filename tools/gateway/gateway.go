@@ -13,12 +13,33 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/ratebill/platform/functions/billing"
+	"github.com/ratebill/platform/functions/health"
+	"github.com/ratebill/platform/functions/usage"
+	"github.com/ratebill/platform/functions/users"
 	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/routes"
 )
+
+// Functions returns every function's handler built on d, for running the
+// whole platform in one process (make run, the load tool's tests).
+func Functions(d *deps.Deps) (map[string]http.Handler, error) {
+	builds := map[string]func(*deps.Deps) (http.Handler, error){
+		routes.Users: users.Handler, routes.Usage: usage.Handler,
+		routes.Billing: billing.Handler, routes.Health: health.Handler,
+	}
+	out := make(map[string]http.Handler, len(builds))
+	for fn, build := range builds {
+		h, err := build(d)
+		if err != nil {
+			return nil, err
+		}
+		out[fn] = h
+	}
+	return out, nil
+}
 
 // New returns a handler routing every path of routes.Table to the
 // backend of its function. Every function must have a backend. Unrouted
@@ -38,20 +59,13 @@ func New(backends map[string]http.Handler) (http.Handler, error) {
 		// included) can be traced.
 		id := r.Header.Get(httpapi.RequestIDHeader)
 		if !httpapi.ValidRequestID(id) {
-			id = uuid.NewString()
+			id = httpapi.NewRequestID()
 			r.Header.Set(httpapi.RequestIDHeader, id)
 		}
 		b, ok := table[r.URL.Path]
 		if !ok {
 			w.Header().Set(httpapi.RequestIDHeader, id)
-			httpapi.WriteProblem(w, httpapi.Problem{
-				Type:      httpapi.ProblemType(shared.ENotFound),
-				Title:     "Not Found",
-				Status:    http.StatusNotFound,
-				Detail:    "no route for " + r.URL.Path,
-				Instance:  r.URL.Path,
-				RequestID: id,
-			})
+			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no route for %s", r.URL.Path))
 			return
 		}
 		b.ServeHTTP(w, r)
@@ -93,15 +107,7 @@ func Proxy(baseURLs []string) (http.Handler, error) {
 			if id != "" {
 				w.Header().Set(httpapi.RequestIDHeader, id)
 			}
-			w.Header().Set("Retry-After", "1")
-			httpapi.WriteProblem(w, httpapi.Problem{
-				Type:      httpapi.ProblemType(shared.EUnavailable),
-				Title:     "Service Unavailable",
-				Status:    http.StatusServiceUnavailable,
-				Detail:    "the function behind " + r.URL.Path + " did not answer",
-				Instance:  r.URL.Path,
-				RequestID: id,
-			})
+			httpapi.Error(w, r, &shared.Error{Code: shared.EUnavailable, Message: "the function behind " + r.URL.Path + " did not answer", Err: err})
 		},
 	}, nil
 }

@@ -2,7 +2,6 @@ package loadtest_test
 
 import (
 	"context"
-	"github.com/ratebill/platform/shared/httpapi"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,13 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/ratebill/platform/functions/billing"
-	"github.com/ratebill/platform/functions/health"
-	"github.com/ratebill/platform/functions/usage"
-	"github.com/ratebill/platform/functions/users"
 	"github.com/ratebill/platform/shared/config"
-	"github.com/ratebill/platform/shared/instance"
-	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/deps"
+	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/tools/gateway"
 	"github.com/ratebill/platform/tools/loadtest"
 	"github.com/ratebill/platform/tools/stack"
@@ -41,13 +36,15 @@ func platformTB(t testing.TB, env map[string]string) (base, dbURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst := instance.New(cfg, httpapi.NewLogger(io.Discard, cfg.LogLevel))
-	gw, err := gateway.New(map[string]http.Handler{
-		routes.Users:   users.NewHandler(inst),
-		routes.Usage:   usage.NewHandler(inst),
-		routes.Billing: billing.NewHandler(inst),
-		routes.Health:  health.NewHandler(inst),
-	})
+	d, err := deps.New(cfg, httpapi.NewLogger(io.Discard, cfg.LogLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := gateway.Functions(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(fns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +53,7 @@ func platformTB(t testing.TB, env map[string]string) (base, dbURL string) {
 		srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := inst.Shutdown(ctx); err != nil {
+		if err := d.Close(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})

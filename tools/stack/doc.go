@@ -4,7 +4,7 @@
 //
 // Postgres comes from the server named by TEST_DATABASE_URL, which
 // `make test` (scripts/test.sh, through tools/cmd/testenv) sets to a private
-// server it starts for the run. Postgres is shared/testenv.DatabaseURL
+// server it starts for the run. Postgres is shared/testdb.DatabaseURL
 // (which the shared module's own tests use) made strict: on first use in a
 // test binary it builds a template database migrated with the platform's
 // own migrations, named after a hash of the migration files, under an

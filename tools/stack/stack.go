@@ -21,7 +21,7 @@ import (
 
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/routes"
-	"github.com/ratebill/platform/shared/testenv/reporoot"
+	"github.com/ratebill/platform/shared/reporoot"
 	"github.com/ratebill/platform/tools/devserver"
 )
 

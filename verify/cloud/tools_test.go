@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ratebill/platform/shared/testenv/reporoot"
+	"github.com/ratebill/platform/shared/reporoot"
 )
 
 // repoRoot returns the repository root or fails the test.

@@ -1,9 +1,11 @@
-// Command billing runs the billing function alone, as Cloud Run does.
+// Command billing runs the billing function alone, as Cloud Run runs its image: the
+// dependencies and the handler built at start-up, its own http.Server with
+// timeouts, and a drain on SIGTERM that flushes pending usage.
 package main
 
 import (
-	_ "github.com/ratebill/platform/functions/billing"
-	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/functions/billing"
+	"github.com/ratebill/platform/shared/serve"
 )
 
-func main() { instance.Main("Billing") }
+func main() { serve.Main(billing.Handler) }

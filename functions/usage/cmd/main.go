@@ -1,9 +1,11 @@
-// Command usage runs the usage function alone, as Cloud Run does.
+// Command usage runs the usage function alone, as Cloud Run runs its image: the
+// dependencies and the handler built at start-up, its own http.Server with
+// timeouts, and a drain on SIGTERM that flushes pending usage.
 package main
 
 import (
-	_ "github.com/ratebill/platform/functions/usage"
-	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/functions/usage"
+	"github.com/ratebill/platform/shared/serve"
 )
 
-func main() { instance.Main("Usage") }
+func main() { serve.Main(usage.Handler) }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/postgres"
 )
@@ -49,7 +50,7 @@ func run() error {
 	// The database may still be starting (compose, Kubernetes): retry.
 	for attempt := 1; ; attempt++ {
 		err = postgres.MigratePool(ctx, pool)
-		if err == nil || !errors.Is(err, postgres.ErrUnavailable) || attempt == 30 {
+		if err == nil || shared.ErrorCode(err) != shared.EUnavailable || attempt == 30 {
 			break
 		}
 		fmt.Fprintf(os.Stderr, "migrate: database not ready (attempt %d): %v\n", attempt, err)

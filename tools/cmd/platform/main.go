@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,12 +32,11 @@ import (
 
 	"github.com/joho/godotenv"
 
-	"github.com/ratebill/platform/functions/billing"
-	"github.com/ratebill/platform/functions/health"
-	"github.com/ratebill/platform/functions/usage"
-	"github.com/ratebill/platform/functions/users"
-	"github.com/ratebill/platform/shared/instance"
+	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/deps"
+	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/serve"
 	"github.com/ratebill/platform/tools/devserver"
 	"github.com/ratebill/platform/tools/gateway"
 )
@@ -108,13 +108,19 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 		log.Printf("using REDIS_URL from the environment")
 	}
 
-	inst, err := instance.Default()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logger := httpapi.NewLogger(os.Stdout, cfg.LogLevel)
+	slog.SetDefault(logger)
+	d, err := deps.New(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	// Migrate now (INIT_DB), so a broken database shows before the URL.
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	_, err = inst.Store(sctx)
+	err = d.Store.Open(sctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to Postgres: %w", err)
@@ -132,32 +138,18 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 				return err
 			}
 		}
-	} else {
-		backends[routes.Users] = users.NewHandler(inst)
-		backends[routes.Usage] = usage.NewHandler(inst)
-		backends[routes.Billing] = billing.NewHandler(inst)
-		backends[routes.Health] = health.NewHandler(inst)
+	} else if backends, err = gateway.Functions(d); err != nil {
+		return err
 	}
 	gw, err := gateway.New(backends)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	base := "http://" + ln.Addr().String()
 	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n  (Ctrl-C stops everything)\n\n", base, base, base)
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Printf("shutting down")
-	sctx, cancel = context.WithTimeout(context.Background(), instance.ShutdownGrace)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return inst.Shutdown(sctx)
+	// The same server and drain as a deployed function: timeouts, header
+	// limit, Shutdown on SIGTERM, then pending usage flushed.
+	return serve.Serve(ctx, ln, serve.NewServer(gw, serve.DefaultTimeouts), d)
 }
 
 type functionProcs struct {

@@ -17,7 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/ratebill/platform/shared/testenv/reporoot"
+	"github.com/ratebill/platform/shared/reporoot"
 	"github.com/ratebill/platform/verify/cloud"
 )
 

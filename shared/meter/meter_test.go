@@ -1,35 +1,44 @@
-package usage_test
+package meter_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/meter"
 	"github.com/ratebill/platform/shared/postgres"
-	"github.com/ratebill/platform/shared/testenv"
-	"github.com/ratebill/platform/shared/usage"
+	"github.com/ratebill/platform/shared/testdb"
 )
 
 func newStoreUser(t testing.TB) (*postgres.Store, int64) {
+	s, _, user := newStorePoolUser(t)
+	return s, user
+}
+
+func newStorePoolUser(t testing.TB) (*postgres.Store, *pgxpool.Pool, int64) {
 	t.Helper()
-	s := postgres.NewStore(testenv.Pool(t))
+	pool := testdb.Pool(t)
+	s := postgres.NewStore(pool)
 	k, _ := apikey.Generate(nil)
 	u, err := s.CreateUser(context.Background(), "u", "u@example.com", apikey.Hash(k), apikey.Display(k))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, u.ID
+	return s, pool, u.ID
 }
 
 func TestGroupCommitRealPostgres(t *testing.T) {
 	t.Parallel()
-	s, user := newStoreUser(t)
-	rec := usage.New(s, usage.Options{})
+	s, pool, user := newStorePoolUser(t)
+	rec := meter.New(s, meter.Options{})
 	const n = 300
 	totals := make([]int64, n)
 	var wg sync.WaitGroup
@@ -37,7 +46,7 @@ func TestGroupCommitRealPostgres(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, err := rec.Record(context.Background(), usage.Event{UserID: user, RequestID: fmt.Sprint("req-", i), Endpoint: "/usage"})
+			res, err := rec.Record(context.Background(), meter.Event{UserID: user, RequestID: fmt.Sprint("req-", i), Endpoint: "/usage"})
 			if err != nil {
 				t.Error(err)
 				return
@@ -60,7 +69,9 @@ func TestGroupCommitRealPostgres(t *testing.T) {
 	}
 	t.Logf("%d events in %d writes", st.Events, st.Writes)
 	var rows int64
-	s.Pool().QueryRow(context.Background(), "SELECT count(*) FROM usage_events").Scan(&rows)
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM usage_events").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
 	if rows != n {
 		t.Fatalf("%d rows, want %d", rows, n)
 	}
@@ -69,10 +80,10 @@ func TestGroupCommitRealPostgres(t *testing.T) {
 func TestCancelledRequestStillWrites(t *testing.T) {
 	t.Parallel()
 	s, user := newStoreUser(t)
-	rec := usage.New(s, usage.Options{})
+	rec := meter.New(s, meter.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := rec.Record(ctx, usage.Event{UserID: user, RequestID: "c1", Endpoint: "/usage"}); err != nil {
+	if _, err := rec.Record(ctx, meter.Event{UserID: user, RequestID: "c1", Endpoint: "/usage"}); err != nil {
 		t.Fatalf("a cancelled context must not abandon the write: %v", err)
 	}
 	if n, _ := s.TotalRequests(context.Background(), user); n != 1 {
@@ -88,15 +99,15 @@ type fakeWriter struct {
 	block    chan struct{}
 }
 
-func (f *fakeWriter) WriteUsage(ctx context.Context, events []usage.Event) ([]usage.Result, error) {
+func (f *fakeWriter) WriteUsage(ctx context.Context, events []meter.Event) ([]meter.Result, error) {
 	f.writes.Add(1)
 	if f.block != nil {
 		<-f.block
 	}
 	if f.failures.Add(-1) >= 0 {
-		return nil, fmt.Errorf("write: %w", postgres.ErrUnavailable)
+		return nil, shared.Unavailable("postgres", errors.New("write failed"))
 	}
-	out := make([]usage.Result, len(events))
+	out := make([]meter.Result, len(events))
 	for i := range out {
 		out[i].Total = int64(i + 1)
 	}
@@ -107,14 +118,14 @@ func TestRetryOnceThenFail(t *testing.T) {
 	t.Parallel()
 	f := &fakeWriter{}
 	f.failures.Store(1)
-	rec := usage.New(f, usage.Options{})
-	if _, err := rec.Record(context.Background(), usage.Event{UserID: 1, RequestID: "a"}); err != nil {
+	rec := meter.New(f, meter.Options{})
+	if _, err := rec.Record(context.Background(), meter.Event{UserID: 1, RequestID: "a"}); err != nil {
 		t.Fatalf("one transient failure must be retried: %v", err)
 	}
 	f.failures.Store(2)
-	_, err := rec.Record(context.Background(), usage.Event{UserID: 1, RequestID: "b"})
-	if !errors.Is(err, postgres.ErrUnavailable) {
-		t.Fatalf("two failures: err = %v, want ErrUnavailable", err)
+	_, err := rec.Record(context.Background(), meter.Event{UserID: 1, RequestID: "b"})
+	if shared.ErrorCode(err) != shared.EUnavailable {
+		t.Fatalf("two failures: err = %v, want EUnavailable", err)
 	}
 	if st := rec.Stats(); st.Failures != 1 || st.Retries != 2 {
 		t.Fatalf("stats %+v", st)
@@ -124,26 +135,30 @@ func TestRetryOnceThenFail(t *testing.T) {
 func TestCloseFlushesPending(t *testing.T) {
 	t.Parallel()
 	f := &fakeWriter{block: make(chan struct{})}
-	rec := usage.New(f, usage.Options{MaxInFlight: 1})
+	rec := meter.New(f, meter.Options{MaxInFlight: 1})
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := rec.Record(context.Background(), usage.Event{UserID: 1, RequestID: fmt.Sprint(i)}); err == nil {
+			if _, err := rec.Record(context.Background(), meter.Event{UserID: 1, RequestID: fmt.Sprint(i)}); err == nil {
 				done.Add(1)
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // let them queue behind the blocked write
-	closed := make(chan error)
-	go func() { closed <- rec.Close(context.Background()) }()
-	select {
-	case <-closed:
-		t.Fatal("Close returned while writes were pending")
-	case <-time.After(50 * time.Millisecond):
+	// Wait until all 20 are accepted: one write blocked, the rest queued.
+	for rec.Pending() < 20 {
+		runtime.Gosched()
 	}
+	// A Close that may not wait must report that writes are pending.
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rec.Close(cctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close with writes pending and no time to wait: %v, want context.Canceled", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- rec.Close(context.Background()) }()
 	close(f.block)
 	if err := <-closed; err != nil {
 		t.Fatal(err)
@@ -152,7 +167,7 @@ func TestCloseFlushesPending(t *testing.T) {
 	if done.Load() != 20 {
 		t.Fatalf("%d of 20 accepted events written before Close returned", done.Load())
 	}
-	if _, err := rec.Record(context.Background(), usage.Event{UserID: 1, RequestID: "late"}); !errors.Is(err, usage.ErrClosed) {
+	if _, err := rec.Record(context.Background(), meter.Event{UserID: 1, RequestID: "late"}); !errors.Is(err, shared.ErrShuttingDown) {
 		t.Fatalf("after Close: %v", err)
 	}
 	if w := f.writes.Load(); w > 3 {
@@ -170,7 +185,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				id := fmt.Sprint(seq.Add(1))
-				if _, err := s.WriteUsage(context.Background(), []usage.Event{{UserID: user, RequestID: id, Endpoint: "/usage"}}); err != nil {
+				if _, err := s.WriteUsage(context.Background(), []meter.Event{{UserID: user, RequestID: id, Endpoint: "/usage"}}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -178,13 +193,13 @@ func BenchmarkRecord(b *testing.B) {
 	})
 	b.Run("grouped", func(b *testing.B) {
 		s, user := newStoreUser(b)
-		rec := usage.New(s, usage.Options{})
+		rec := meter.New(s, meter.Options{})
 		var seq atomic.Int64
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				id := fmt.Sprint(seq.Add(1))
-				if _, err := rec.Record(context.Background(), usage.Event{UserID: user, RequestID: id, Endpoint: "/usage"}); err != nil {
+				if _, err := rec.Record(context.Background(), meter.Event{UserID: user, RequestID: id, Endpoint: "/usage"}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -200,7 +215,7 @@ func BenchmarkRecord(b *testing.B) {
 func TestBadEventDoesNotFailItsNeighbours(t *testing.T) {
 	t.Parallel()
 	s, user := newStoreUser(t)
-	rec := usage.New(s, usage.Options{MaxInFlight: 1})
+	rec := meter.New(s, meter.Options{MaxInFlight: 1})
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
@@ -211,7 +226,7 @@ func TestBadEventDoesNotFailItsNeighbours(t *testing.T) {
 			if i == 3 {
 				id = ""
 			}
-			_, errs[i] = rec.Record(context.Background(), usage.Event{UserID: user, RequestID: id, Endpoint: "/usage"})
+			_, errs[i] = rec.Record(context.Background(), meter.Event{UserID: user, RequestID: id, Endpoint: "/usage"})
 		}()
 	}
 	wg.Wait()

@@ -1,4 +1,4 @@
-// Package usage records metered requests durably with group commit.
+// Package meter records metered requests durably with group commit.
 //
 // Cloud Run gives an instance CPU only while it serves requests, so a
 // usage event must be in Postgres before its response is written. Writing
@@ -12,26 +12,22 @@
 // semantics plus its own timeout): a client that hangs up cannot abandon
 // a batch halfway, so billed always equals admitted. Writes are idempotent
 // per (user, request id), so a failed batch is retried once.
-package usage
+package meter
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
+	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/group"
-	"github.com/ratebill/platform/shared/postgres"
 )
 
 // Event is one metered request.
-type Event = postgres.UsageEvent
+type Event = shared.UsageEvent
 
 // Result is the outcome of recording one Event.
-type Result = postgres.UsageResult
-
-// ErrClosed is returned by Record after Close.
-var ErrClosed = errors.New("usage: recorder closed")
+type Result = shared.UsageResult
 
 // writer is the storage the Recorder needs; *postgres.Store implements it.
 type writer interface {
@@ -90,13 +86,14 @@ func New(w writer, opts Options) *Recorder {
 	return r
 }
 
-// Record stores ev durably and returns the user's new total. It returns
+// Record stores ev durably and returns the user's new total. After Close
+// it fails with shared.ErrShuttingDown. It returns
 // only when the write has committed or failed; ctx is deliberately not
 // used to abandon the write (see the package doc).
 func (r *Recorder) Record(_ context.Context, ev Event) (Result, error) {
 	c := &call{ev: ev, done: make(chan struct{})}
 	if !r.group.Add(c) {
-		return Result{}, ErrClosed
+		return Result{}, shared.ErrShuttingDown
 	}
 	<-c.done
 	return c.res, c.err
@@ -122,7 +119,7 @@ func (r *Recorder) write(batch []*call) {
 			res, err = r.w.WriteUsage(ctx, events)
 		}
 	}
-	if err != nil && len(batch) > 1 && !errors.Is(err, postgres.ErrUnavailable) && ctx.Err() == nil {
+	if err != nil && len(batch) > 1 && shared.ErrorCode(err) != shared.EUnavailable && ctx.Err() == nil {
 		// A data error (say, an event of a user deleted meanwhile) must
 		// not fail its neighbours: write them one by one.
 		r.writeEach(ctx, batch)
@@ -166,6 +163,10 @@ func (r *Recorder) Stats() Stats {
 	defer r.mu.Unlock()
 	return r.stats
 }
+
+// Pending returns the events accepted and not yet written (queued or in
+// the write in flight).
+func (r *Recorder) Pending() int { return r.group.Pending() }
 
 // Close stops accepting events and waits until every accepted event has
 // been written (or ctx ends). Use it on SIGTERM before closing the pool.

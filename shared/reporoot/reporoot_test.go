@@ -11,7 +11,7 @@ func TestFind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "shared", "testenv", "reporoot", "reporoot.go")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "shared", "reporoot", "reporoot.go")); err != nil {
 		t.Fatalf("root %s does not hold this package: %v", root, err)
 	}
 	t.Chdir(t.TempDir())

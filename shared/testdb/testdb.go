@@ -1,4 +1,4 @@
-// Package testenv gives tests real Postgres and Redis servers: the ones
+// Package testdb gives tests real Postgres and Redis servers: the ones
 // `make test` starts and names in TEST_DATABASE_URL and TEST_REDIS_URL.
 //
 // Each test gets its own database, cloned from a template that was
@@ -8,7 +8,7 @@
 //
 // Without the variables a test is skipped, unless CI is set, in which case
 // it fails: CI must never pass by skipping.
-package testenv
+package testdb
 
 import (
 	"context"

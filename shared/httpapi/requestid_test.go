@@ -1,19 +1,8 @@
 package httpapi
 
 import (
-	"net/http"
 	"testing"
 )
-
-// The hot path writes header maps directly; the keys must be exactly
-// what Header.Set would have stored, or Get would miss them.
-func TestHeaderKeysAreCanonical(t *testing.T) {
-	for _, k := range []string{"Ratelimit-Policy", "Ratelimit", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "Retry-After", RequestIDHeader} {
-		if c := http.CanonicalHeaderKey(k); c != k {
-			t.Errorf("%q is not canonical (%q)", k, c)
-		}
-	}
-}
 
 func TestValidRequestID(t *testing.T) {
 	for id, want := range map[string]bool{

@@ -1,10 +1,10 @@
-// Package billing prices metered requests exactly. It does no I/O.
+// Package pricing prices metered requests exactly. It does no I/O.
 //
 // Amounts are shopspring/decimal values, never float64: 1,000 requests at
 // 0.01 is exactly 10.00. An amount is rounded once, at the end, to the
 // currency's minor unit (cents), half away from zero — the rounding of
 // invoices — so a sub-cent unit price is billed exactly to the cent.
-package billing
+package pricing
 
 import (
 	"time"

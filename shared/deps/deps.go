@@ -1,0 +1,116 @@
+// Package deps builds one function instance's dependencies from its
+// configuration, without I/O: the Postgres store opens its pool on first
+// use, the Redis client connects on its first command. A cmd main builds
+// them once, hands each handler the few it uses, and closes them on
+// SIGTERM (Close flushes pending usage before closing the pools).
+//
+// Deps is a constructor and an owner, not a container handlers reach
+// into: nothing on the request path holds it.
+package deps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ratebill/platform/shared/auth"
+	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/gate"
+	"github.com/ratebill/platform/shared/meter"
+	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/ratelimit"
+	"github.com/ratebill/platform/shared/redisconn"
+)
+
+// Deps is one instance's dependencies.
+type Deps struct {
+	Config   config.Config
+	Logger   *slog.Logger
+	Store    *postgres.Store
+	Redis    *redis.Client
+	Limiter  *ratelimit.Limiter
+	Auth     *auth.Authenticator
+	Recorder *meter.Recorder
+	Gate     *gate.Gate
+}
+
+// New builds the dependencies for cfg. It does no I/O; an error is a
+// configuration error (say, a REDIS_URL that does not parse).
+func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	rdb, err := redisconn.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store := postgres.New(cfg)
+	d := &Deps{
+		Config:   cfg,
+		Logger:   logger,
+		Store:    store,
+		Redis:    rdb,
+		Limiter:  ratelimit.New(rdb),
+		Auth:     auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize),
+		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
+	}
+	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
+		UserLimit:        ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
+		SignupLimit:      ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
+		FailOpen:         cfg.RateLimitFailOpen,
+		TrustedProxyHops: cfg.TrustedProxyHops,
+	})
+	return d, nil
+}
+
+// Check is the outcome of one readiness check.
+type Check struct {
+	Name    string
+	Err     error
+	Latency time.Duration
+}
+
+// Check pings Postgres and Redis concurrently and reports each.
+func (d *Deps) Check(ctx context.Context) []Check {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	checks := []struct {
+		name string
+		ping func(context.Context) error
+	}{
+		{"postgres", d.Store.Ping},
+		{"redis", func(ctx context.Context) error { return d.Redis.Ping(ctx).Err() }},
+	}
+	out := make([]Check, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := c.ping(ctx)
+			out[i] = Check{Name: c.name, Err: err, Latency: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Close flushes pending usage writes, then closes the pool and the Redis
+// client. Calls arriving afterwards get shared.ErrShuttingDown (503).
+func (d *Deps) Close(ctx context.Context) error {
+	var errs []error
+	if err := d.Recorder.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("flushing usage: %w", err))
+	}
+	d.Store.Close()
+	if err := d.Redis.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing redis: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,44 @@
+package shared
+
+import "time"
+
+// User is a registered user.
+type User struct {
+	ID        int64
+	Username  string
+	Email     string
+	KeyPrefix string // display prefix of the current API key, e.g. "sk_AbCd1234"
+	CreatedAt time.Time
+}
+
+// Principal is the authenticated caller of a request.
+type Principal struct {
+	UserID    int64
+	KeyID     int64
+	Username  string
+	Email     string
+	KeyPrefix string
+	CreatedAt time.Time
+}
+
+// UsageEvent is one metered request to record.
+type UsageEvent struct {
+	UserID    int64
+	RequestID string // unique per user; a repeated id is not counted again
+	Endpoint  string // the route's label, e.g. "/usage"
+}
+
+// UsageResult is the outcome of recording one UsageEvent.
+type UsageResult struct {
+	// Total is the user's metered requests so far, this one included.
+	Total int64
+	// Duplicate reports that the request id had already been recorded.
+	Duplicate bool
+}
+
+// Period is a billed span on the database clock, with the metered
+// requests it holds.
+type Period struct {
+	Start, End time.Time
+	Requests   int64
+}

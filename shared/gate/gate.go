@@ -1,0 +1,247 @@
+// Package gate is the metering gate: the one hot path every authenticated
+// or metered request goes through, read top to bottom in this file.
+//
+// For a metered call (GET /usage today, POST /verify next) it
+//
+//  1. rejects a missing or malformed key before any I/O, then looks the
+//     key up (a short-lived per-instance cache in front of Postgres);
+//  2. takes one request from the user's quota in one Redis round trip
+//     (an atomic Lua script, never read-then-write from Go); a denied
+//     request consumes nothing and is not billed;
+//  3. records the usage event durably in Postgres (group commit with the
+//     instance's concurrent requests) before the handler runs, so before
+//     the response; if that write fails the quota is given back and the
+//     call is answered 503, so billed always equals admitted; a retried
+//     request id is served again but neither billed nor counted;
+//  4. hands the handler the principal and the metering (running total,
+//     window state) in the request's context, with the rate-limit headers
+//     already set.
+//
+// Admit is steps 2-3 without HTTP, for callers that answer in their own
+// format; Metered, Authenticated and IPLimited wrap handlers.
+package gate
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/ratelimit"
+)
+
+// KeyHeader carries the API key.
+const KeyHeader = "X-API-Key"
+
+// authenticator finds the principal owning a key; *auth.Authenticator.
+type authenticator interface {
+	Authenticate(ctx context.Context, key string) (shared.Principal, error)
+}
+
+// limiter decides and refunds quotas; *ratelimit.Limiter.
+type limiter interface {
+	Allow(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Result, error)
+	Refund(ctx context.Context, key string, windowStart time.Time, n int64) error
+}
+
+// recorder records usage events durably; *meter.Recorder.
+type recorder interface {
+	Record(ctx context.Context, ev shared.UsageEvent) (shared.UsageResult, error)
+}
+
+// Options are the gate's policies.
+type Options struct {
+	// UserLimit is every user's quota (API_RATE_LIMIT per API_RATE_WINDOW).
+	UserLimit ratelimit.Limit
+	// SignupLimit is the sign-up quota per client IP.
+	SignupLimit ratelimit.Limit
+	// FailOpen serves requests unlimited (still recorded) when Redis
+	// cannot decide (RATE_LIMIT_FAIL_OPEN); otherwise they get 503.
+	FailOpen bool
+	// TrustedProxyHops locates the client IP in X-Forwarded-For.
+	TrustedProxyHops int
+}
+
+// Gate authenticates, limits and meters requests.
+type Gate struct {
+	auth     authenticator
+	limiter  limiter
+	recorder recorder
+	opts     Options
+	denied   string // the 429 detail for the user limit, formatted once
+}
+
+// New returns a Gate over its three dependencies.
+func New(a authenticator, l limiter, r recorder, o Options) *Gate {
+	return &Gate{auth: a, limiter: l, recorder: r, opts: o,
+		denied: fmt.Sprintf("rate limit of %d requests per %d s exceeded", o.UserLimit.Requests, int64(o.UserLimit.Window/time.Second))}
+}
+
+// UserLimit is the per-user quota the gate enforces.
+func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
+
+// Metering is what the gate decided for one metered call.
+type Metering struct {
+	// Limited is false when the limit was not enforced (Redis down with
+	// RATE_LIMIT_FAIL_OPEN); Limit is then zero.
+	Limited bool
+	// Limit is the quota decision; Limit.Allowed is false for a denial.
+	Limit ratelimit.Result
+	// Usage holds the user's running total, this call included, and
+	// whether its request id had been recorded before.
+	Usage shared.UsageResult
+}
+
+// Admitted reports whether the call may be served.
+func (m Metering) Admitted() bool { return !m.Limited || m.Limit.Allowed }
+
+// Authenticate returns the principal owning key. A missing or malformed
+// key is refused before any I/O. Errors are application errors:
+// EUnauthorized, or EUnavailable when the key cannot be looked up.
+func (g *Gate) Authenticate(ctx context.Context, key string) (shared.Principal, error) {
+	if key == "" {
+		return shared.Principal{}, shared.Errorf(shared.EUnauthorized, "missing API key: send it in the %s header", KeyHeader)
+	}
+	return g.auth.Authenticate(ctx, key)
+}
+
+// Admit takes one request from p's quota and, when admitted, records the
+// call durably as requestID at endpoint. A denial is not an error: it is
+// a Metering whose Admitted is false, recording nothing. An error is
+// EUnavailable (Redis could not decide and the gate fails closed, or the
+// usage could not be recorded: its quota is then given back).
+func (g *Gate) Admit(ctx context.Context, p shared.Principal, endpoint, requestID string) (Metering, error) {
+	var m Metering
+	key := "user:" + strconv.FormatInt(p.UserID, 10)
+	res, enforced, err := g.take(ctx, key, g.opts.UserLimit)
+	if err != nil {
+		return m, err
+	}
+	m.Limited, m.Limit = enforced, res
+	if !m.Admitted() {
+		return m, nil
+	}
+	m.Usage, err = g.recorder.Record(ctx, shared.UsageEvent{UserID: p.UserID, RequestID: requestID, Endpoint: endpoint})
+	if err != nil || m.Usage.Duplicate {
+		// Not newly billed: give the quota back. A duplicate (a retry with
+		// the same request id) is served, but costs nothing.
+		if m.Limited {
+			g.refund(ctx, key, m.Limit)
+			m.Limit.Used--
+			m.Limit.Remaining++
+		}
+	}
+	return m, err
+}
+
+// take takes one request from key's quota. When Redis cannot decide it
+// returns the error, or, failing open, enforced false and no error.
+func (g *Gate) take(ctx context.Context, key string, limit ratelimit.Limit) (res ratelimit.Result, enforced bool, err error) {
+	res, err = g.limiter.Allow(ctx, key, limit)
+	if err == nil {
+		return res, true, nil
+	}
+	if g.opts.FailOpen {
+		httpapi.Logger(ctx).WarnContext(ctx, "limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "key", key, "error", err.Error())
+		return res, false, nil
+	}
+	return res, false, err
+}
+
+func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := g.limiter.Refund(rctx, key, res.WindowStart, 1); err != nil {
+		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
+	}
+}
+
+// Authenticated serves h only to callers with a valid API key.
+func (g *Gate) Authenticated(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := g.Authenticate(r.Context(), r.Header.Get(KeyHeader))
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callKey, &call{principal: p})))
+	})
+}
+
+// Metered is the hot path for a metered route labelled endpoint:
+// authenticate, Admit with the request's id, set the rate-limit headers,
+// then run h with the principal and the metering in the context. A denial
+// is answered 429 with Retry-After, a dependency failure 503.
+func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		p, err := g.Authenticate(ctx, r.Header.Get(KeyHeader))
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		m, err := g.Admit(ctx, p, endpoint, httpapi.RequestID(ctx))
+		if m.Limited {
+			SetRateLimitHeaders(w.Header(), "default", m.Limit)
+		}
+		switch {
+		case err != nil:
+			httpapi.Error(w, r, err)
+		case !m.Admitted():
+			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.denied, w.Header().Get("Retry-After")))
+		default:
+			h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey, &call{principal: p, metering: m, metered: true})))
+		}
+	})
+}
+
+// IPLimited limits h per client IP (sign-ups) with Options.SignupLimit.
+// It fails the same way as the user limit.
+func (g *Gate) IPLimited(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.TrustedProxyHops), g.opts.SignupLimit)
+		if enforced {
+			SetRateLimitHeaders(w.Header(), "signup", res)
+		}
+		switch {
+		case err != nil:
+			httpapi.Error(w, r, err)
+		case enforced && !res.Allowed:
+			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "too many sign-ups from this address; retry after %s s", w.Header().Get("Retry-After")))
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+type ctxKey struct{}
+
+var callKey ctxKey
+
+// call is what the gate puts in a request's context: one value.
+type call struct {
+	principal shared.Principal
+	metering  Metering
+	metered   bool
+}
+
+// PrincipalFrom returns the authenticated caller of the request.
+func PrincipalFrom(ctx context.Context) (shared.Principal, bool) {
+	c, ok := ctx.Value(callKey).(*call)
+	if !ok {
+		return shared.Principal{}, false
+	}
+	return c.principal, true
+}
+
+// MeteringFrom returns the metering of a metered request.
+func MeteringFrom(ctx context.Context) (Metering, bool) {
+	c, ok := ctx.Value(callKey).(*call)
+	if !ok || !c.metered {
+		return Metering{}, false
+	}
+	return c.metering, true
+}

@@ -1,0 +1,269 @@
+package gate_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/auth"
+	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/gate"
+	"github.com/ratebill/platform/shared/meter"
+	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/ratelimit"
+	"github.com/ratebill/platform/shared/testdb"
+)
+
+// bundle is one test's gate over real Postgres and Redis, and a user.
+type bundle struct {
+	gate    *gate.Gate
+	store   *postgres.Store
+	limiter *ratelimit.Limiter
+	key     string // the user's API key
+	userID  int64
+}
+
+// options tune setup; the zero value is a working gate with a limit of 10.
+type options struct {
+	gate       gate.Options
+	redisURL   string // default: the test Redis
+	recordToDB string // default: the test's database
+}
+
+// setup builds a gate from the real components on the test's own
+// database. User ids start at a random offset, so tests running in
+// parallel never share a Redis counter.
+func setup(t *testing.T, o options) bundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	if _, err := pool.Exec(ctx, fmt.Sprintf("ALTER TABLE users ALTER COLUMN id RESTART WITH %d", 1_000_000+rand.Int64N(1<<40))); err != nil {
+		t.Fatal(err)
+	}
+	store := postgres.NewStore(pool)
+	if o.redisURL == "" {
+		o.redisURL = testdb.RedisURL(t)
+	}
+	ropt, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ropt.MaxRetries, ropt.DialTimeout = 0, 200*time.Millisecond
+	rdb := redis.NewClient(ropt)
+	t.Cleanup(func() { rdb.Close() })
+	recStore := store
+	if o.recordToDB != "" {
+		cfg := config.Defaults()
+		cfg.DatabaseURL, cfg.InitDB = o.recordToDB, false
+		recStore = postgres.New(cfg)
+		t.Cleanup(recStore.Close)
+	}
+	rec := meter.New(recStore, meter.Options{Timeout: 2 * time.Second})
+	t.Cleanup(func() { rec.Close(context.Background()) })
+	if o.gate.UserLimit.Requests == 0 {
+		o.gate.UserLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
+	}
+	if o.gate.SignupLimit.Requests == 0 {
+		o.gate.SignupLimit = ratelimit.Limit{Requests: 2, Window: time.Hour}
+	}
+	lim := ratelimit.New(rdb)
+	key, _ := apikey.Generate(nil)
+	u, err := store.CreateUser(ctx, fmt.Sprintf("u%d", rand.Int64()), fmt.Sprintf("u%d@example.com", rand.Int64()), apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bundle{
+		gate:    gate.New(auth.New(store, time.Minute, 100), lim, rec, o.gate),
+		store:   store,
+		limiter: lim,
+		key:     key,
+		userID:  u.ID,
+	}
+}
+
+// echo answers with what the gate put in the context.
+var echo = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, _ := gate.PrincipalFrom(r.Context())
+	m, metered := gate.MeteringFrom(r.Context())
+	json.NewEncoder(w).Encode(map[string]any{"user": p.UserID, "metered": metered, "total": m.Usage.Total, "duplicate": m.Usage.Duplicate, "remaining": m.Limit.Remaining})
+})
+
+type answer struct {
+	code   int
+	header http.Header
+	body   map[string]any
+}
+
+func call(h http.Handler, key, requestID string) answer {
+	r := httptest.NewRequest("GET", "/usage", nil)
+	if key != "" {
+		r.Header.Set(gate.KeyHeader, key)
+	}
+	if requestID != "" {
+		r.Header.Set("X-Request-Id", requestID)
+	}
+	w := httptest.NewRecorder()
+	h = withRequestID(h)
+	h.ServeHTTP(w, r)
+	var body map[string]any
+	json.Unmarshal(w.Body.Bytes(), &body)
+	return answer{w.Code, w.Header(), body}
+}
+
+func TestMeteredIsExactUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	h := b.gate.Metered("/usage", echo)
+	const n = 60
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := call(h, b.key, "")
+			codes[i] = a.code
+			if a.code == 429 && a.header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for _, c := range codes {
+		count[c]++
+	}
+	if count[200] != 10 || count[429] != n-10 {
+		t.Fatalf("statuses %v, want exactly 10 admitted of %d", count, n)
+	}
+	total, err := b.store.TotalRequests(context.Background(), b.userID)
+	if err != nil || total != 10 {
+		t.Fatalf("recorded %d (%v), want 10: billed must equal admitted", total, err)
+	}
+}
+
+func TestRetriedRequestIDIsServedNotBilled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	h := b.gate.Metered("/usage", echo)
+	first := call(h, b.key, "retry-id-0001")
+	again := call(h, b.key, "retry-id-0001")
+	if first.code != 200 || again.code != 200 {
+		t.Fatalf("statuses %d, %d", first.code, again.code)
+	}
+	if again.body["duplicate"] != true || again.body["total"] != float64(1) || again.header.Get("X-Ratelimit-Remaining") != "9" {
+		t.Fatalf("retry: %v %v", again.body, again.header)
+	}
+	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	if err != nil || res.Used != 1 {
+		t.Fatalf("quota used %d (%v), want 1", res.Used, err)
+	}
+}
+
+func TestRefusedBeforeAnyIO(t *testing.T) {
+	t.Parallel()
+	// Redis and Postgres for recording are unreachable: a refusal that
+	// touched either would be a 503, not a 401.
+	b := setup(t, options{redisURL: "redis://127.0.0.1:1/0", recordToDB: "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"})
+	h := b.gate.Metered("/usage", echo)
+	tests := []struct{ name, key string }{
+		{"missing", ""},
+		{"malformed", "sk_nope"},
+		{"bad checksum", b.key[:len(b.key)-1] + "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := call(h, tt.key, "")
+			if a.code != 401 || a.header.Get("WWW-Authenticate") == "" {
+				t.Fatalf("%d %v", a.code, a.body)
+			}
+		})
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	t.Run("fails closed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{redisURL: "redis://127.0.0.1:1/0"})
+		a := call(b.gate.Metered("/usage", echo), b.key, "")
+		if a.code != 503 || a.body["detail"] != "redis is unavailable; retry later" || a.header.Get("Retry-After") == "" {
+			t.Fatalf("%d %v", a.code, a.body)
+		}
+		if total, _ := b.store.TotalRequests(context.Background(), b.userID); total != 0 {
+			t.Fatalf("a refused request was recorded: %d", total)
+		}
+	})
+	t.Run("fails open", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{redisURL: "redis://127.0.0.1:1/0", gate: gate.Options{FailOpen: true}})
+		a := call(b.gate.Metered("/usage", echo), b.key, "")
+		if a.code != 200 || a.header.Get("X-Ratelimit-Limit") != "" || a.body["total"] != float64(1) {
+			t.Fatalf("%d %v %v", a.code, a.body, a.header)
+		}
+	})
+}
+
+func TestPostgresDownGivesTheQuotaBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{recordToDB: "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"})
+	a := call(b.gate.Metered("/usage", echo), b.key, "")
+	if a.code != 503 || a.body["detail"] != "postgres is unavailable; retry later" {
+		t.Fatalf("%d %v", a.code, a.body)
+	}
+	if a.header.Get("X-Ratelimit-Remaining") != "10" {
+		t.Fatalf("remaining %q after a failed write, want the quota back (10)", a.header.Get("X-Ratelimit-Remaining"))
+	}
+	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	if err != nil || res.Used != 0 {
+		t.Fatalf("quota used %d (%v), want 0", res.Used, err)
+	}
+}
+
+func TestIPLimited(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	// A per-test address: the signup counters live in the shared Redis.
+	ip := fmt.Sprintf("198.51.%d.%d", rand.IntN(256), rand.IntN(256))
+	h := withRequestID(b.gate.IPLimited(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(201) })))
+	var codes []int
+	for range 3 {
+		r := httptest.NewRequest("POST", "/users/", nil)
+		r.RemoteAddr = ip + ":1234"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		codes = append(codes, w.Code)
+	}
+	if fmt.Sprint(codes) != "[201 201 429]" {
+		t.Fatalf("statuses %v, want [201 201 429]", codes)
+	}
+}
+
+func TestAuthenticatedIsNotMetered(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{redisURL: "redis://127.0.0.1:1/0"})
+	a := call(b.gate.Authenticated(echo), b.key, "")
+	if a.code != 200 || a.body["metered"] != false || a.body["user"] != float64(b.userID) {
+		t.Fatalf("%d %v", a.code, a.body)
+	}
+}
+
+func TestAdmitAfterShutdown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	b.store.Close()
+	_, err := b.gate.Authenticate(context.Background(), b.key)
+	if err != shared.ErrShuttingDown {
+		t.Fatalf("after Close: %v, want ErrShuttingDown", err)
+	}
+}

@@ -1,0 +1,62 @@
+// Package redisconn maps the configuration onto a go-redis client: the
+// URL, Memorystore's AUTH string and server CA, and timeouts short enough
+// that a rate-limit decision which cannot be made quickly is answered
+// with 503 (or served unlimited with RATE_LIMIT_FAIL_OPEN).
+//
+// Creating a client does no I/O: go-redis connects on the first command,
+// so a function instance starts without waiting for Redis.
+package redisconn
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ratebill/platform/shared/config"
+)
+
+// Options maps cfg onto go-redis options.
+func Options(cfg config.Config) (*redis.Options, error) {
+	if err := cfg.RequireRedis(); err != nil {
+		return nil, err
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if cfg.RedisPassword != "" {
+		opt.Password = cfg.RedisPassword
+	}
+	if cfg.RedisCACert != "" {
+		if opt.TLSConfig == nil {
+			return nil, errors.New("REDIS_CA_CERT is set but REDIS_URL is not rediss://")
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(cfg.RedisCACert)) {
+			return nil, errors.New("REDIS_CA_CERT: no PEM certificate found")
+		}
+		opt.TLSConfig.RootCAs = pool
+		opt.TLSConfig.MinVersion = tls.VersionTLS12
+	}
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
+	opt.PoolTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	opt.PoolSize = 128
+	opt.MinIdleConns = 0
+	return opt, nil
+}
+
+// New returns a client for cfg. It does not connect.
+func New(cfg config.Config) (*redis.Client, error) {
+	opt, err := Options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opt), nil
+}
