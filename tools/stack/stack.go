@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/ratebill/platform/shared/config"
-	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/reporoot"
+	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/tools/devserver"
 )
 
