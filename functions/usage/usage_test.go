@@ -2,6 +2,7 @@ package usage
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -16,14 +17,16 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{UserID: 3, Username: "jöhn\n", Window: &Window{Limit: -1}},
 		{},
 	}
-	for _, r := range tests {
-		want, err := json.Marshal(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := r.appendJSON(nil); string(got) != string(want) {
-			t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
-		}
+	for i, r := range tests {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			want, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.appendJSON(nil); string(got) != string(want) {
+				t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
+			}
+		})
 	}
 }
 

@@ -106,13 +106,26 @@ func TestHashAndDisplay(t *testing.T) {
 	}
 }
 
+// FuzzValidate tries to get a key past the checksum: a valid key with one
+// byte changed anywhere (prefix, body or checksum) must be refused, and no
+// string of the wrong length or prefix is ever accepted.
 func FuzzValidate(f *testing.F) {
 	k, _ := Generate(nil)
-	f.Add(k)
-	f.Add("sk_")
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Add(k, uint(5), byte('A'))
+	f.Add("sk_", uint(0), byte(0))
+	f.Add(k, uint(len(k)-1), byte('0'))
+	f.Fuzz(func(t *testing.T, s string, pos uint, b byte) {
 		if Validate(s) == nil && (len(s) != Len || !strings.HasPrefix(s, Prefix)) {
 			t.Fatalf("accepted %q", s)
+		}
+		mutated := []byte(k)
+		i := int(pos % uint(len(mutated)))
+		if mutated[i] == b {
+			return
+		}
+		mutated[i] = b
+		if Validate(string(mutated)) == nil {
+			t.Fatalf("a one-byte change at %d (%q) passed the checksum: %q", i, b, mutated)
 		}
 	})
 }

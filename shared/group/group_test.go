@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,30 +83,26 @@ func TestCloseDrainsThenRefuses(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		go b.Add(&item{done: make(chan struct{})})
 	}
-	time.Sleep(50 * time.Millisecond)
-	closed := make(chan error)
-	go func() { closed <- b.Close(context.Background()) }()
-	select {
-	case <-closed:
-		t.Fatal("Close returned with items pending")
-	case <-time.After(50 * time.Millisecond):
+	// All ten accepted: one batch blocked on release, the rest queued.
+	for b.Pending() < 10 {
+		runtime.Gosched()
 	}
-	close(release)
-	if err := <-closed; err != nil {
-		t.Fatal(err)
-	}
-	if processed.Load() != 10 {
-		t.Fatalf("%d of 10 accepted items processed before Close returned", processed.Load())
+	// A Close that may not wait reports the pending items.
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Close(ended); err != context.Canceled {
+		t.Fatalf("Close with items pending and an ended context: %v, want context.Canceled", err)
 	}
 	if b.Add(&item{done: make(chan struct{})}) {
 		t.Fatal("Add accepted an item after Close")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	blocked := New(1, 1, func([]*item) { select {} })
-	go blocked.Add(&item{})
-	time.Sleep(10 * time.Millisecond)
-	if err := blocked.Close(ctx); err != context.Canceled {
-		t.Fatalf("Close with an ended context: %v", err)
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close(context.Background()) }()
+	close(release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if processed.Load() != 10 || b.Pending() != 0 {
+		t.Fatalf("%d of 10 accepted items processed before Close returned (%d pending)", processed.Load(), b.Pending())
 	}
 }

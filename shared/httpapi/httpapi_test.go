@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -27,18 +28,20 @@ func TestErrorMapping(t *testing.T) {
 		{errors.New("secret internals"), 500, "internal error; quote the request id when reporting it"},
 	}
 	for _, tt := range tests {
-		rec := httptest.NewRecorder()
-		Error(rec, httptest.NewRequest("GET", "/x", nil), tt.err)
-		var p Problem
-		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
-			t.Fatal(err)
-		}
-		if rec.Code != tt.wantStatus || p.Status != tt.wantStatus || p.Detail != tt.wantDetail || rec.Header().Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%v: %d %+v", tt.err, rec.Code, p)
-		}
-		if strings.Contains(rec.Body.String(), "10.1.2.3") || strings.Contains(rec.Body.String(), "secret") {
-			t.Errorf("internals leaked: %s", rec.Body)
-		}
+		t.Run(fmt.Sprint(tt.err), func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			Error(rec, httptest.NewRequest("GET", "/x", nil), tt.err)
+			var p Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tt.wantStatus || p.Status != tt.wantStatus || p.Detail != tt.wantDetail || rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%v: %d %+v", tt.err, rec.Code, p)
+			}
+			if strings.Contains(rec.Body.String(), "10.1.2.3") || strings.Contains(rec.Body.String(), "secret") {
+				t.Errorf("internals leaked: %s", rec.Body)
+			}
+		})
 	}
 }
 
@@ -97,14 +100,16 @@ func TestClientIP(t *testing.T) {
 		{"ipv6", "2001:db8::1", "[::1]:80", 1, "2001:db8::1"},
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.RemoteAddr = tt.remote
-		if tt.xff != "" {
-			r.Header.Set("X-Forwarded-For", tt.xff)
-		}
-		if got := ClientIP(r, tt.hops); got != tt.want {
-			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := ClientIP(r, tt.hops); got != tt.want {
+				t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -23,6 +23,26 @@ func miniLimiter(t *testing.T) (*ratelimit.Limiter, *miniredis.Miniredis) {
 	return ratelimit.New(rdb), mr
 }
 
+// allow takes one request, failing the test if Redis did not decide.
+func allow(t *testing.T, lim *ratelimit.Limiter, key string, limit ratelimit.Limit) ratelimit.Result {
+	t.Helper()
+	r, err := lim.Allow(context.Background(), key, limit)
+	if err != nil {
+		t.Fatalf("Allow(%s): %v", key, err)
+	}
+	return r
+}
+
+// peek reports key's window without taking from it.
+func peek(t *testing.T, lim *ratelimit.Limiter, key string, limit ratelimit.Limit) ratelimit.Result {
+	t.Helper()
+	r, err := lim.AllowN(context.Background(), key, limit, 0)
+	if err != nil {
+		t.Fatalf("AllowN(%s, 0): %v", key, err)
+	}
+	return r
+}
+
 func TestWindowArithmetic(t *testing.T) {
 	t.Parallel()
 	lim, mr := miniLimiter(t)
@@ -43,27 +63,27 @@ func TestWindowArithmetic(t *testing.T) {
 		{"fourth denied", false, 3, 0},
 		{"fifth denied, consumes nothing", false, 3, 0},
 	}
+	// Sequential subtests: each decision depends on the ones before.
 	for _, tt := range tests {
-		r, err := lim.Allow(ctx, "u:1", limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Allowed != tt.wantAllowed || r.Used != tt.wantUsed || r.Remaining != tt.wantRemaining {
-			t.Fatalf("%s: got allowed=%v used=%d remaining=%d", tt.name, r.Allowed, r.Used, r.Remaining)
-		}
-		if want := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC); !r.WindowStart.Equal(want) {
-			t.Fatalf("%s: window start %v, want %v", tt.name, r.WindowStart, want)
-		}
-		if r.ResetAfter != 14750*time.Millisecond {
-			t.Fatalf("%s: reset after %v, want 14.75s", tt.name, r.ResetAfter)
-		}
-		if tt.wantAllowed && r.RetryAfter != 0 || !tt.wantAllowed && r.RetryAfter != r.ResetAfter {
-			t.Fatalf("%s: retry after %v", tt.name, r.RetryAfter)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			r := allow(t, lim, "u:1", limit)
+			if r.Allowed != tt.wantAllowed || r.Used != tt.wantUsed || r.Remaining != tt.wantRemaining {
+				t.Fatalf("got allowed=%v used=%d remaining=%d", r.Allowed, r.Used, r.Remaining)
+			}
+			if want := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC); !r.WindowStart.Equal(want) {
+				t.Fatalf("window start %v, want %v", r.WindowStart, want)
+			}
+			if r.ResetAfter != 14750*time.Millisecond {
+				t.Fatalf("reset after %v, want 14.75s", r.ResetAfter)
+			}
+			if tt.wantAllowed && r.RetryAfter != 0 || !tt.wantAllowed && r.RetryAfter != r.ResetAfter {
+				t.Fatalf("retry after %v", r.RetryAfter)
+			}
+		})
 	}
 
 	// Another key has its own quota.
-	if r, _ := lim.Allow(ctx, "u:2", limit); !r.Allowed || r.Used != 1 {
+	if r := allow(t, lim, "u:2", limit); !r.Allowed || r.Used != 1 {
 		t.Fatalf("independent key: %+v", r)
 	}
 
@@ -87,7 +107,7 @@ func TestPeekDoesNotConsume(t *testing.T) {
 			t.Fatalf("peek %d: %+v %v", i, r, err)
 		}
 	}
-	if r, _ := lim.Allow(ctx, "k", limit); !r.Allowed {
+	if r := allow(t, lim, "k", limit); !r.Allowed {
 		t.Fatal("quota consumed by peeks")
 	}
 }
@@ -98,24 +118,24 @@ func TestRefund(t *testing.T) {
 	ctx := context.Background()
 	mr.SetTime(time.Unix(1_800_000_000, 0))
 	limit := ratelimit.Limit{Requests: 2, Window: time.Hour}
-	r1, _ := lim.Allow(ctx, "k", limit)
-	lim.Allow(ctx, "k", limit)
-	if r, _ := lim.Allow(ctx, "k", limit); r.Allowed {
+	r1 := allow(t, lim, "k", limit)
+	allow(t, lim, "k", limit)
+	if r := allow(t, lim, "k", limit); r.Allowed {
 		t.Fatal("third request admitted over a limit of 2")
 	}
 	if err := lim.Refund(ctx, "k", r1.WindowStart, 1); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := lim.Allow(ctx, "k", limit); !r.Allowed || r.Used != 2 {
+	if r := allow(t, lim, "k", limit); !r.Allowed || r.Used != 2 {
 		t.Fatalf("after refund: %+v", r)
 	}
 	// A refund for a past window changes nothing.
 	mr.SetTime(time.Unix(1_800_000_000+3600, 0))
-	lim.Allow(ctx, "k", limit)
+	allow(t, lim, "k", limit)
 	if err := lim.Refund(ctx, "k", r1.WindowStart, 5); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := lim.AllowN(ctx, "k", limit, 0); r.Used != 1 {
+	if r := peek(t, lim, "k", limit); r.Used != 1 {
 		t.Fatalf("stale refund changed the new window: %+v", r)
 	}
 }

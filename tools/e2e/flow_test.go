@@ -180,18 +180,29 @@ func TestExactLimitAcrossReplicas(t *testing.T) {
 	var mu sync.Mutex
 	statuses := map[int]int{}
 	totals := map[float64]bool{}
+	errs := make(chan error, 400)
 	var wg sync.WaitGroup
 	for i := 0; i < 400; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := e.do(req{method: "GET", path: "/usage", key: key})
+			r, err := e.try(req{method: "GET", path: "/usage", key: key})
+			if err != nil {
+				errs <- err
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			statuses[r.Status]++
 			switch r.Status {
 			case 200:
-				totals[r.JSON(t)["total_requests"].(float64)] = true
+				body, err := r.Object()
+				if err != nil {
+					errs <- err
+					return
+				}
+				total, _ := body["total_requests"].(float64)
+				totals[total] = true
 			case 429:
 				if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 3600 {
 					t.Errorf("429 Retry-After %q", r.Header.Get("Retry-After"))
@@ -203,6 +214,10 @@ func TestExactLimitAcrossReplicas(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 	if statuses[200] != 50 || statuses[429] != 350 || len(statuses) != 2 {
 		t.Fatalf("statuses %v, want 50×200 and 350×429", statuses)
 	}

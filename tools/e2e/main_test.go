@@ -124,14 +124,24 @@ type response struct {
 	Body   []byte
 }
 
-// JSON decodes the body into a generic map.
+// JSON decodes the body into a generic map, failing the test if it is
+// not one (test goroutine only; others use Object).
 func (r *response) JSON(t testing.TB) map[string]any {
 	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(r.Body, &m); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+	m, err := r.Object()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
+}
+
+// Object decodes the body into a generic map.
+func (r *response) Object() (map[string]any, error) {
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		return nil, fmt.Errorf("body is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m, nil
 }
 
 type req struct {
@@ -141,8 +151,20 @@ type req struct {
 	header            map[string]string
 }
 
+// do sends r and fails the test on a transport error. Only the test's
+// own goroutine may call it; spawned goroutines use try and report back.
 func (e *env) do(r req) *response {
 	e.t.Helper()
+	resp, err := e.try(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp
+}
+
+// try sends r and returns a transport error instead of failing the test,
+// so goroutines can report it to the test's goroutine.
+func (e *env) try(r req) (*response, error) {
 	var body io.Reader
 	switch b := r.body.(type) {
 	case nil:
@@ -156,7 +178,7 @@ func (e *env) do(r req) *response {
 	}
 	hr, err := http.NewRequest(r.method, e.base+r.path, body)
 	if err != nil {
-		e.t.Fatal(err)
+		return nil, err
 	}
 	if r.body != nil {
 		ct := r.contentType
@@ -173,14 +195,14 @@ func (e *env) do(r req) *response {
 	}
 	resp, err := e.client.Do(hr)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", r.method, r.path, err)
+		return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		return nil, fmt.Errorf("%s %s: reading the body: %w", r.method, r.path, err)
 	}
-	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return &response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 // signup creates a user and returns its API key.

@@ -186,6 +186,7 @@ func TestSIGTERMLosesNothing(t *testing.T) {
 	statuses := map[int]int{}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	errs := make(chan error, 16)
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func() {
@@ -196,20 +197,40 @@ func TestSIGTERMLosesNothing(t *testing.T) {
 					return
 				default:
 				}
-				r := e.do(req{method: "GET", path: "/usage", key: key})
+				r, err := e.try(req{method: "GET", path: "/usage", key: key})
+				if err != nil {
+					errs <- err
+					return
+				}
 				mu.Lock()
 				statuses[r.Status]++
 				mu.Unlock()
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Traffic before, during and after the drain: wait on the answers
+	// counted, not on the clock.
+	answered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, c := range statuses {
+			n += c
+		}
+		return n
+	}
+	eventually(t, 20*time.Second, "100 answers before SIGTERM", func() bool { return answered() >= 100 })
 	if err := e.stack.StopInstance("usage", 0); err != nil {
 		t.Errorf("usage[0] did not shut down cleanly: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	after := answered()
+	eventually(t, 20*time.Second, "100 answers after the drain", func() bool { return answered() >= after+100 })
 	close(stop)
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 	for s := range statuses {
 		if s != 200 && s != 503 {
 			t.Fatalf("unexpected status %d (%v)", s, statuses)
