@@ -101,7 +101,7 @@ if [[ -z ${BENCH_SKIP_GO:-} ]]; then
 	go run ./tools/cmd/testenv -- bash -c "
 		set -e
 		cd '$root/shared'
-		go test -run '^\$' -bench 'BenchmarkValidateHash|BenchmarkAuthenticate|BenchmarkDecision|BenchmarkRecord' -benchtime 2s -count $rounds ./apikey ./auth ./ratelimit ./usage
+		go test -run '^\$' -bench 'BenchmarkValidateHash|BenchmarkAuthenticate|BenchmarkDecision|BenchmarkRecord' -benchtime 2s -count $rounds ./apikey ./auth ./ratelimit ./meter
 		cd '$root/functions/usage'
 		go test -run '^\$' -bench 'BenchmarkMeteredHandler' -benchtime 3s -count $rounds .
 	" | tee "$gobench" >&2
