@@ -3,9 +3,12 @@
 // A malformed key (wrong format or checksum) is rejected before any I/O.
 // A well-formed key is hashed and looked up; a found principal is cached
 // per instance for at most TTL, so a revoked key stops working within TTL
-// (AUTH_CACHE_TTL, 10 s by default; 0 disables the cache). Unknown keys are
-// never cached, so a key works the moment its sign-up returns. Concurrent
-// misses for one key share one lookup.
+// (AUTH_CACHE_TTL, 10 s by default; 0 disables the cache). A well-formed
+// key that is not found is remembered as unknown for NegativeTTL
+// (AUTH_NEGATIVE_CACHE_TTL, 30 s), so repeating it costs no lookup; a key
+// issued later cannot be among them, since keys are 256 random bits, so a
+// key still works the moment its sign-up returns. Concurrent misses for
+// one key share one lookup.
 package auth
 
 import (
@@ -29,9 +32,10 @@ type lookuper interface {
 
 // Authenticator checks keys against the store, with a bounded cache.
 type Authenticator struct {
-	store lookuper
-	cache *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
-	group singleflight.Group
+	store   lookuper
+	cache   *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
+	unknown *expirable.LRU[apikey.Digest, struct{}]         // nil: no negative cache
+	group   singleflight.Group
 }
 
 // New returns an Authenticator caching up to size principals for ttl.
@@ -41,6 +45,27 @@ func New(store lookuper, ttl time.Duration, size int) *Authenticator {
 		a.cache = expirable.NewLRU[apikey.Digest, shared.Principal](size, nil, ttl)
 	}
 	return a
+}
+
+// WithNegativeCache makes a remember up to size unknown keys for ttl
+// (0 disables) and returns a.
+func (a *Authenticator) WithNegativeCache(ttl time.Duration, size int) *Authenticator {
+	if ttl > 0 && size > 0 {
+		a.unknown = expirable.NewLRU[apikey.Digest, struct{}](size, nil, ttl)
+	}
+	return a
+}
+
+// errUnknown is the answer for a well-formed key with no live row.
+var errUnknown = &shared.Error{Code: shared.EUnauthorized, Message: "unknown or revoked API key"}
+
+// Cached returns the principal of key when this instance has it cached,
+// without I/O. Callers use it to skip checks that only guard lookups.
+func (a *Authenticator) Cached(key string) (shared.Principal, bool) {
+	if a.cache == nil || apikey.Validate(key) != nil {
+		return shared.Principal{}, false
+	}
+	return a.cache.Get(apikey.Hash(key))
 }
 
 // Authenticate returns the principal owning key. Errors are *shared.Error:
@@ -59,6 +84,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 			return p, nil
 		}
 	}
+	if a.unknown != nil {
+		if _, ok := a.unknown.Get(digest); ok {
+			return shared.Principal{}, errUnknown
+		}
+	}
 	v, err, _ := a.group.Do(string(digest[:]), func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail
 		// the others sharing the lookup.
@@ -69,7 +99,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	switch shared.ErrorCode(err) {
 	case "":
 	case shared.ENotFound:
-		return shared.Principal{}, shared.Errorf(shared.EUnauthorized, "unknown or revoked API key")
+		if a.unknown != nil {
+			a.unknown.Add(digest, struct{}{})
+		}
+		return shared.Principal{}, errUnknown
 	default:
 		return shared.Principal{}, err // EUnavailable from the store
 	}

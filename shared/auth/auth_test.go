@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +98,48 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	key, _ := apikey.Generate(nil)
 	if _, err := a.Authenticate(context.Background(), key); shared.ErrorCode(err) != shared.EUnavailable {
 		t.Fatalf("err = %v, want unavailable", err)
+	}
+}
+
+// countingStore is the real store with its lookups counted.
+type countingStore struct {
+	*postgres.Store
+	lookups atomic.Int64
+}
+
+func (c *countingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.Principal, error) {
+	c.lookups.Add(1)
+	return c.Store.LookupKey(ctx, d)
+}
+
+// TestNegativeCache: an unknown well-formed key is looked up once per
+// AUTH_NEGATIVE_CACHE_TTL, not once per request; a key signed up after
+// another key was refused still works at once.
+func TestNegativeCache(t *testing.T) {
+	t.Parallel()
+	s := &countingStore{Store: postgres.NewStore(testdb.Pool(t))}
+	ctx := context.Background()
+	a := auth.New(s, time.Minute, 100).WithNegativeCache(time.Minute, 100)
+	unknown, _ := apikey.Generate(nil)
+	for range 50 {
+		if _, err := a.Authenticate(ctx, unknown); shared.ErrorCode(err) != shared.EUnauthorized {
+			t.Fatalf("unknown key: %v", err)
+		}
+	}
+	if n := s.lookups.Load(); n != 1 {
+		t.Fatalf("%d lookups for 50 attempts with one unknown key, want 1", n)
+	}
+	key, _ := apikey.Generate(nil)
+	if _, err := s.CreateUser(ctx, "late", "late@example.com", apikey.Hash(key), apikey.Display(key)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, key); err != nil {
+		t.Fatalf("a new key after refusals: %v", err)
+	}
+	if _, ok := a.Cached(key); !ok {
+		t.Fatal("an authenticated key is not reported as cached")
+	}
+	if _, ok := a.Cached(unknown); ok {
+		t.Fatal("an unknown key is reported as cached")
 	}
 }

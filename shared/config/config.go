@@ -94,6 +94,17 @@ type Config struct {
 	AuthCacheTTL time.Duration
 	// AuthCacheSize bounds the number of cached keys per instance.
 	AuthCacheSize int
+	// AuthNegativeTTL is how long an instance remembers that a
+	// well-formed key is unknown, so repeating it costs no lookup
+	// (AUTH_NEGATIVE_CACHE_TTL, default 30 s; 0 disables). A key that is
+	// issued later cannot be in it: keys are 256 random bits.
+	AuthNegativeTTL time.Duration
+	// AuthFailLimit failed authentications per AuthFailWindow from one
+	// client address are looked up; beyond it, keys that are not cached
+	// are refused with 429 without a lookup (AUTH_FAIL_LIMIT, default 100;
+	// AUTH_FAIL_WINDOW, default 60 s). 0 disables the limit.
+	AuthFailLimit  int64
+	AuthFailWindow time.Duration
 
 	// UsageBatchMax bounds how many usage events share one grouped write.
 	UsageBatchMax int
@@ -125,6 +136,9 @@ func Defaults() Config {
 		DBPoolRecycle:     1800 * time.Second,
 		AuthCacheTTL:      10 * time.Second,
 		AuthCacheSize:     100_000,
+		AuthNegativeTTL:   30 * time.Second,
+		AuthFailLimit:     100,
+		AuthFailWindow:    60 * time.Second,
 		UsageBatchMax:     1000,
 		UsageWriteTimeout: 5 * time.Second,
 		MaxBodyBytes:      16 << 10,
@@ -196,6 +210,9 @@ func Load(getenv func(string) string) (Config, error) {
 	p.seconds("DB_POOL_RECYCLE", &c.DBPoolRecycle, 1, 7*86400)
 	p.seconds("AUTH_CACHE_TTL", &c.AuthCacheTTL, 0, 3600)
 	p.integerInt("AUTH_CACHE_SIZE", &c.AuthCacheSize, 1, 100_000_000)
+	p.seconds("AUTH_NEGATIVE_CACHE_TTL", &c.AuthNegativeTTL, 0, 3600)
+	p.integer("AUTH_FAIL_LIMIT", &c.AuthFailLimit, 0, 1_000_000_000)
+	p.seconds("AUTH_FAIL_WINDOW", &c.AuthFailWindow, 1, 86400)
 	p.integerInt("USAGE_BATCH_MAX", &c.UsageBatchMax, 1, 100_000)
 	p.seconds("USAGE_WRITE_TIMEOUT", &c.UsageWriteTimeout, 1, 60)
 	p.integer("MAX_BODY_BYTES", &c.MaxBodyBytes, 64, 1<<30)

@@ -56,7 +56,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		Store:    store,
 		Redis:    rdb,
 		Limiter:  ratelimit.New(rdb),
-		Auth:     auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize),
+		Auth:     auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize),
 		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
 	}
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
@@ -64,6 +64,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		SignupLimit:      ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
 		FailOpen:         cfg.RateLimitFailOpen,
 		TrustedProxyHops: cfg.TrustedProxyHops,
+		AuthFailLimit:    ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
 	})
 	return d, nil
 }

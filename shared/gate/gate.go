@@ -39,11 +39,13 @@ const KeyHeader = "X-API-Key"
 // authenticator finds the principal owning a key; *auth.Authenticator.
 type authenticator interface {
 	Authenticate(ctx context.Context, key string) (shared.Principal, error)
+	Cached(key string) (shared.Principal, bool)
 }
 
 // limiter decides and refunds quotas; *ratelimit.Limiter.
 type limiter interface {
 	Allow(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Result, error)
+	AllowN(ctx context.Context, key string, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
 	Refund(ctx context.Context, key string, windowStart time.Time, n int64) error
 }
 
@@ -63,6 +65,12 @@ type Options struct {
 	FailOpen bool
 	// TrustedProxyHops locates the client IP in X-Forwarded-For.
 	TrustedProxyHops int
+	// AuthFailLimit bounds the failed authentications per client address
+	// that are looked up in Postgres (AUTH_FAIL_LIMIT per
+	// AUTH_FAIL_WINDOW); zero Requests disables it. It applies where end
+	// clients send X-API-Key themselves (Authenticated, Metered), never to
+	// Authenticate, whose callers (POST /verify) are a customer's servers.
+	AuthFailLimit ratelimit.Limit
 }
 
 // Gate authenticates, limits and meters requests.
@@ -159,10 +167,42 @@ func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result) {
 	}
 }
 
+// authenticateClient is Authenticate for a request an end client sent
+// with its key in X-API-Key, behind the failed-authentication limit: a
+// cached key costs nothing; otherwise, once the client's address has
+// failed AuthFailLimit times in the window, keys are refused with 429
+// before any lookup, so a flood of well-formed unknown keys (anyone can
+// compute a valid checksum) never reaches Postgres at its own rate.
+// Each failure takes one from the address's allowance. Redis trouble
+// skips the check: it protects Postgres, it bills nothing.
+func (g *Gate) authenticateClient(w http.ResponseWriter, r *http.Request) (shared.Principal, error) {
+	ctx := r.Context()
+	key := r.Header.Get(KeyHeader)
+	if key == "" || g.opts.AuthFailLimit.Requests == 0 {
+		return g.Authenticate(ctx, key)
+	}
+	if p, ok := g.auth.Cached(key); ok {
+		return p, nil
+	}
+	failKey := "authfail:" + httpapi.ClientIP(r, g.opts.TrustedProxyHops)
+	if st, err := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 0); err == nil && st.Remaining == 0 {
+		st.Allowed, st.RetryAfter = false, st.ResetAfter
+		SetRateLimitHeaders(w.Header(), "auth-failures", st)
+		return shared.Principal{}, shared.Errorf(shared.ERateLimited, "too many failed authentications from this address; retry after %s s", w.Header().Get("Retry-After"))
+	}
+	p, err := g.Authenticate(ctx, key)
+	if shared.ErrorCode(err) == shared.EUnauthorized {
+		if _, lerr := g.limiter.Allow(ctx, failKey, g.opts.AuthFailLimit); lerr != nil {
+			httpapi.Logger(ctx).DebugContext(ctx, "failed-authentication count not taken", "error", lerr.Error())
+		}
+	}
+	return p, err
+}
+
 // Authenticated serves h only to callers with a valid API key.
 func (g *Gate) Authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := g.Authenticate(r.Context(), r.Header.Get(KeyHeader))
+		p, err := g.authenticateClient(w, r)
 		if err != nil {
 			httpapi.Error(w, r, err)
 			return
@@ -178,7 +218,7 @@ func (g *Gate) Authenticated(h http.Handler) http.Handler {
 func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		p, err := g.Authenticate(ctx, r.Header.Get(KeyHeader))
+		p, err := g.authenticateClient(w, r)
 		if err != nil {
 			httpapi.Error(w, r, err)
 			return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,4 +269,67 @@ func TestAdmitAfterShutdown(t *testing.T) {
 	if err != shared.ErrShuttingDown {
 		t.Fatalf("after Close: %v, want ErrShuttingDown", err)
 	}
+}
+
+// TestUnknownKeyFloodStaysOffPostgres: one address sending well-formed
+// unknown keys (valid checksums, each new) gets at most AuthFailLimit of
+// them looked up per window, then 429 with Retry-After without a lookup;
+// a customer's cached key from that address, and every other address,
+// are served as before.
+func TestUnknownKeyFloodStaysOffPostgres(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{gate: gate.Options{AuthFailLimit: ratelimit.Limit{Requests: 20, Window: time.Hour}}})
+	counted := &countingStore{Store: b.store}
+	a := auth.New(counted, time.Minute, 1000).WithNegativeCache(time.Minute, 1000)
+	g := gate.New(a, b.limiter, meter.New(b.store, meter.Options{}), gate.Options{
+		UserLimit:     ratelimit.Limit{Requests: 1000, Window: time.Hour},
+		AuthFailLimit: ratelimit.Limit{Requests: 20, Window: time.Hour},
+	})
+	h := withRequestID(g.Metered("/usage", echo))
+	attacker := fmt.Sprintf("203.0.%d.%d", rand.IntN(256), rand.IntN(256))
+	send := func(key, ip string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/usage", nil)
+		r.Header.Set(gate.KeyHeader, key)
+		r.RemoteAddr = ip + ":4321"
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	// The customer's key is cached on this instance before the flood.
+	if w := send(b.key, attacker); w.Code != 200 {
+		t.Fatalf("customer before the flood: %d %s", w.Code, w.Body)
+	}
+	before := counted.lookups.Load()
+	codes := map[int]int{}
+	for range 300 {
+		k, _ := apikey.Generate(nil)
+		w := send(k, attacker)
+		codes[w.Code]++
+		if w.Code == 429 && w.Header().Get("Retry-After") == "" {
+			t.Fatal("429 without Retry-After")
+		}
+	}
+	if got := counted.lookups.Load() - before; got > 20 {
+		t.Fatalf("%d lookups for 300 unknown keys, want at most the limit of 20", got)
+	}
+	if codes[401] != 20 || codes[429] != 280 {
+		t.Fatalf("statuses %v, want 20×401 then 280×429", codes)
+	}
+	if w := send(b.key, attacker); w.Code != 200 {
+		t.Fatalf("customer's cached key from the flooding address: %d %s", w.Code, w.Body)
+	}
+	other, _ := apikey.Generate(nil)
+	if w := send(other, "192.0.2.77"); w.Code != 401 {
+		t.Fatalf("another address: %d, want 401", w.Code)
+	}
+}
+
+type countingStore struct {
+	*postgres.Store
+	lookups atomic.Int64
+}
+
+func (c *countingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.Principal, error) {
+	c.lookups.Add(1)
+	return c.Store.LookupKey(ctx, d)
 }
