@@ -454,3 +454,49 @@ func TestEnsureBinariesFindsInstalledServers(t *testing.T) {
 		t.Errorf("EnsureBinaries with everything installed printed %q", log.String())
 	}
 }
+
+// TestSupervisedRedisComesBack: `make run`'s private Redis killed with
+// SIGKILL is started again on the same port by the supervisor, and stays
+// down after Stop.
+func TestSupervisedRedisComesBack(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	port := 0
+	var logs []string
+	var mu sync.Mutex
+	s, err := Supervise(context.Background(), "redis", func(ctx context.Context) (Server, error) {
+		r, err := StartRedis(ctx, dir, port, nil, Fast())
+		if err == nil {
+			port = r.Port
+		}
+		return r, err
+	}, func(f string, a ...any) { mu.Lock(); logs = append(logs, fmt.Sprintf(f, a...)); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	first := s.Current().(*Redis)
+	if err := syscall.Kill(first.proc.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.Done()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Restarts() < 1 || PingRedis(context.Background(), addr) != nil {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("redis not back on %s within 30 s; supervisor said %q", addr, logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if PingRedis(context.Background(), addr) == nil {
+		t.Fatal("redis still answers after Stop")
+	}
+	if s.Restarts() != 1 {
+		t.Fatalf("%d restarts, want 1 (none after Stop)", s.Restarts())
+	}
+}

@@ -86,24 +86,40 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 		}
 	}
 	if needPG {
-		pg, err := devserver.StartPostgres(ctx, filepath.Join(abs, "postgres"), 0, logFile(abs, "postgres.log"))
+		pgLog, pgPort := logFile(abs, "postgres.log"), 0
+		var url string
+		pg, err := devserver.Supervise(ctx, "Postgres", func(ctx context.Context) (devserver.Server, error) {
+			p, err := devserver.StartPostgres(ctx, filepath.Join(abs, "postgres"), pgPort, pgLog)
+			if err == nil {
+				pgPort, url = p.Port, p.URL
+			}
+			return p, err
+		}, log.Printf)
 		if err != nil {
 			return fmt.Errorf("starting Postgres: %w", err)
 		}
 		stops = append(stops, pg.Stop)
-		os.Setenv("DATABASE_URL", pg.URL)
-		log.Printf("started Postgres at %s (data in %s)", pg.URL, pg.Dir)
+		os.Setenv("DATABASE_URL", url)
+		log.Printf("started Postgres at %s (data in %s; restarted if it dies)", url, filepath.Join(abs, "postgres"))
 	} else {
 		log.Printf("using DATABASE_URL from the environment")
 	}
 	if needRedis {
-		rd, err := devserver.StartRedis(ctx, filepath.Join(abs, "redis"), 0, logFile(abs, "redis.log"))
+		rdLog, rdPort := logFile(abs, "redis.log"), 0
+		var url string
+		rd, err := devserver.Supervise(ctx, "Redis", func(ctx context.Context) (devserver.Server, error) {
+			r, err := devserver.StartRedis(ctx, filepath.Join(abs, "redis"), rdPort, rdLog)
+			if err == nil {
+				rdPort, url = r.Port, r.URL
+			}
+			return r, err
+		}, log.Printf)
 		if err != nil {
 			return fmt.Errorf("starting Redis: %w", err)
 		}
 		stops = append(stops, rd.Stop)
-		os.Setenv("REDIS_URL", rd.URL)
-		log.Printf("started Redis at %s (data in %s)", rd.URL, rd.Dir)
+		os.Setenv("REDIS_URL", url)
+		log.Printf("started Redis at %s (data in %s; restarted if it dies)", url, filepath.Join(abs, "redis"))
 	} else {
 		log.Printf("using REDIS_URL from the environment")
 	}
