@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
@@ -27,6 +27,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratebill/platform/shared/routes"
@@ -51,12 +53,13 @@ var newObject = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
 }
 
-// renderOverlay runs `kubectl kustomize` on a copy of deploy/kubernetes
-// and nginx/ in which each overlay's git-ignored secrets.env is its
-// committed secrets.env.example, and returns the rendered YAML.
+// renderOverlay renders an overlay with the kustomize Go API (krusty, the
+// library kubectl kustomize embeds) on a copy of deploy/kubernetes and
+// nginx/ in which each overlay's git-ignored secrets.env is its committed
+// secrets.env.example, and returns the rendered YAML. No kubectl binary is
+// needed.
 func renderOverlay(t testing.TB, overlay string) []byte {
 	t.Helper()
-	kubectl := requireTool(t, "kubectl", "/usr/bin/kubectl")
 	root := copyTree(t, "deploy/kubernetes", "nginx")
 	dir := filepath.Join(root, "deploy", "kubernetes", "overlays", overlay)
 	example, err := os.ReadFile(filepath.Join(dir, "secrets.env.example"))
@@ -66,14 +69,23 @@ func renderOverlay(t testing.TB, overlay string) []byte {
 	if err := os.WriteFile(filepath.Join(dir, "secrets.env"), example, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(kubectl, "kustomize", dir)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := kustomize(dir)
 	if err != nil {
-		t.Fatalf("kubectl kustomize overlays/%s: %v\n%s", overlay, err, stderr.String())
+		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
 	}
 	return out
+}
+
+// kustomize builds the kustomization in dir as `kubectl kustomize` does
+// (default options: load restrictions to the kustomization root, no
+// plugins, no Helm).
+func kustomize(dir string) ([]byte, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
+	return rm.AsYaml()
 }
 
 // copyTree copies the named folders of the repository, minus any real
@@ -268,7 +280,7 @@ func loadManifest(t *testing.T, overlay string) *manifest {
 }
 
 // TestKubernetesOverlaysRenderAndDecodeStrictly renders every overlay with
-// kubectl kustomize and decodes every object strictly.
+// the kustomize Go API and decodes every object strictly.
 func TestKubernetesOverlaysRenderAndDecodeStrictly(t *testing.T) {
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
@@ -659,11 +671,24 @@ func TestKubernetesNetworkPolicies(t *testing.T) {
 					t.Errorf("outside -> %s:8080 allowed=%v", dst.owner, in)
 				}
 			}
-			// Every pod reaches cluster DNS.
+			// Every pod reaches cluster DNS: the kube-dns pods, and on GKE
+			// NodeLocal DNSCache and Cloud DNS, which answer from
+			// link-local addresses (no pod to select).
 			dns := map[string]string{"k8s-app": "kube-dns"}
 			for _, src := range pts {
 				if !egressAllowed(m, src.spec.Labels, dns, true, 53) {
 					t.Errorf("%s cannot reach cluster DNS", src.owner)
+				}
+				for _, ip := range []string{"169.254.20.10", "169.254.169.254"} {
+					for _, proto := range []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP} {
+						if !egressAllowedToIP(m, src.spec.Labels, ip, proto, 53) {
+							t.Errorf("%s cannot reach DNS at %s:53/%s (GKE NodeLocal DNSCache / Cloud DNS)", src.owner, ip, proto)
+						}
+					}
+				}
+				// DNS, not everything: no other port at those addresses.
+				if egressAllowedToIP(m, src.spec.Labels, "169.254.169.254", corev1.ProtocolTCP, 80) {
+					t.Errorf("%s reaches the metadata server on port 80; only DNS is allowed", src.owner)
 				}
 			}
 		})
@@ -698,6 +723,10 @@ func peerMatches(peers []networkingv1.NetworkPolicyPeer, l map[string]string, fo
 			if p.IPBlock != nil {
 				return true
 			}
+			continue
+		}
+		if p.IPBlock != nil {
+			// Addresses outside the cluster (egressAllowedToIP), not pods.
 			continue
 		}
 		if foreign != (p.NamespaceSelector != nil) {
@@ -744,6 +773,65 @@ func egressAllowed(m *manifest, src, dst map[string]string, foreign bool, port i
 		}
 	}
 	return !isolated
+}
+
+// egressAllowedToIP: may a pod with labels src send to ip:port/proto
+// outside the cluster (an address no pod selector covers)?
+func egressAllowedToIP(m *manifest, src map[string]string, ip string, proto corev1.Protocol, port int32) bool {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		panic(err)
+	}
+	isolated := false
+	for _, np := range m.policies {
+		if !hasType(np, networkingv1.PolicyTypeEgress) || !selects(&np.Spec.PodSelector, src) {
+			continue
+		}
+		isolated = true
+		for _, r := range np.Spec.Egress {
+			if !portProtoAllowed(r.Ports, proto, port) {
+				continue
+			}
+			if len(r.To) == 0 {
+				return true
+			}
+			for _, p := range r.To {
+				if p.IPBlock == nil {
+					continue
+				}
+				pfx, err := netip.ParsePrefix(p.IPBlock.CIDR)
+				if err != nil || !pfx.Contains(addr) {
+					continue
+				}
+				excluded := false
+				for _, ex := range p.IPBlock.Except {
+					if e, err := netip.ParsePrefix(ex); err == nil && e.Contains(addr) {
+						excluded = true
+					}
+				}
+				if !excluded {
+					return true
+				}
+			}
+		}
+	}
+	return !isolated
+}
+
+func portProtoAllowed(ports []networkingv1.NetworkPolicyPort, proto corev1.Protocol, port int32) bool {
+	if len(ports) == 0 {
+		return true
+	}
+	for _, p := range ports {
+		pp := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			pp = *p.Protocol
+		}
+		if pp == proto && (p.Port == nil || (p.Port.Type == intstr.Int && p.Port.IntVal == port)) {
+			return true
+		}
+	}
+	return false
 }
 
 func allows(m *manifest, src, dst map[string]string, port int32) bool {
