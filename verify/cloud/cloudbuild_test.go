@@ -36,13 +36,22 @@ func decodeBuild(b []byte) (*cloudbuildpb.Build, error) {
 
 func loadBuild(t *testing.T) *cloudbuildpb.Build {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "cloudbuild.yaml"))
+	return loadBuildFile(t, "cloudbuild.yaml")
+}
+
+// pipelines are the Cloud Build configurations: the deploy pipeline and the
+// pull-request pipeline (tests and terraform plan).
+var pipelines = []string{"cloudbuild.yaml", "cloudbuild-plan.yaml"}
+
+func loadBuildFile(t *testing.T, name string) *cloudbuildpb.Build {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	build, err := decodeBuild(b)
 	if err != nil {
-		t.Fatalf("cloudbuild.yaml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return build
 }

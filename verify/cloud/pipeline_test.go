@@ -29,9 +29,7 @@ var machineBudget = map[cloudbuildpb.BuildOptions_MachineType]int{
 	cloudbuildpb.BuildOptions_UNSPECIFIED:   1, // e2-standard-2
 	cloudbuildpb.BuildOptions_E2_MEDIUM:     1,
 	cloudbuildpb.BuildOptions_E2_HIGHCPU_8:  2,
-	cloudbuildpb.BuildOptions_N1_HIGHCPU_8:  2,
 	cloudbuildpb.BuildOptions_E2_HIGHCPU_32: 4,
-	cloudbuildpb.BuildOptions_N1_HIGHCPU_32: 4,
 }
 
 // TestCloudBuildFitsMachine: options.machineType is set, and no more heavy
@@ -40,7 +38,12 @@ var machineBudget = map[cloudbuildpb.BuildOptions_MachineType]int{
 // such set of heavy steps must fit the budget. The old pipeline started the
 // tests, the provider build and five image builds at once.
 func TestCloudBuildFitsMachine(t *testing.T) {
-	build := loadBuild(t)
+	for _, name := range pipelines {
+		t.Run(name, func(t *testing.T) { checkFitsMachine(t, loadBuildFile(t, name)) })
+	}
+}
+
+func checkFitsMachine(t *testing.T, build *cloudbuildpb.Build) {
 	mt := build.GetOptions().GetMachineType()
 	if mt == cloudbuildpb.BuildOptions_UNSPECIFIED {
 		t.Error("options.machineType is not set; choose one and order the steps for it")
@@ -124,8 +127,13 @@ var lookupRE = regexp.MustCompile(`LookPath\("([a-z][a-z0-9_-]*)"\)|requireTool\
 // tools is checked against what the scripts and tests look up, so a new
 // tool cannot be forgotten here.
 func TestCloudBuildTestStepHasItsTools(t *testing.T) {
+	for _, name := range pipelines {
+		t.Run(name, func(t *testing.T) { checkTestStepTools(t, loadBuildFile(t, name)) })
+	}
+}
+
+func checkTestStepTools(t *testing.T, build *cloudbuildpb.Build) {
 	root := repoRoot(t)
-	build := loadBuild(t)
 
 	// Completeness of makeTestTools.
 	found := map[string]bool{}
@@ -320,4 +328,71 @@ func parseDockerfile(t *testing.T, path string) dockerfile {
 	}
 	sort.Strings(d.apt)
 	return d
+}
+
+// TestCloudBuildPlanPipeline: the pull-request pipeline decodes strictly,
+// runs the tests and a terraform plan in the official Terraform image at
+// the version the offline checks use, pushes and deploys nothing, and
+// declares exactly the substitutions the plan trigger sets.
+func TestCloudBuildPlanPipeline(t *testing.T) {
+	build := loadBuildFile(t, "cloudbuild-plan.yaml")
+	deploy := loadBuild(t)
+	var planStep *cloudbuildpb.BuildStep
+	for _, s := range build.GetSteps() {
+		cmd := script(s)
+		if strings.Contains(cmd, "terraform plan") {
+			planStep = s
+		}
+		for _, bad := range []string{"docker push", "gcloud run", "terraform apply"} {
+			if strings.Contains(cmd, bad) || (len(s.GetArgs()) > 0 && s.GetArgs()[0] == "push") {
+				t.Errorf("step %q of the pull-request pipeline runs %q", s.GetId(), bad)
+			}
+		}
+	}
+	if len(build.GetImages()) > 0 {
+		t.Errorf("the pull-request pipeline pushes images %v", build.GetImages())
+	}
+	if planStep == nil {
+		t.Fatal("no step runs terraform plan")
+	}
+	if !strings.HasPrefix(planStep.GetName(), "hashicorp/terraform:") {
+		t.Errorf("terraform plan runs in %s; use the official hashicorp/terraform image", planStep.GetName())
+	}
+	// The Terraform version is the one the test image (and the offline
+	// checks) use.
+	df, err := os.ReadFile(filepath.Join(repoRoot(t), "ci", "test-runner.Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`ARG TERRAFORM_VERSION=(\S+)`).FindSubmatch(df)
+	if m == nil || planStep.GetName() != "hashicorp/terraform:"+string(m[1]) {
+		t.Errorf("plan step image %s, test image Terraform %s: keep them equal", planStep.GetName(), m)
+	}
+	for _, flag := range []string{"-lock=false", "-refresh=false", "-var-file=\"environments/${_ENV}.tfvars\""} {
+		if !strings.Contains(script(planStep), flag) {
+			t.Errorf("plan step lacks %s (the plan account reads state and nothing else)", flag)
+		}
+	}
+	// The same test step as the deploy pipeline.
+	find := func(b *cloudbuildpb.Build, id string) string {
+		for _, s := range b.GetSteps() {
+			if s.GetId() == id {
+				return s.GetName() + " " + script(s)
+			}
+		}
+		return ""
+	}
+	for _, id := range []string{"test-runner", "test"} {
+		if find(build, id) == "" || find(build, id) != find(deploy, id) {
+			t.Errorf("step %q differs from cloudbuild.yaml's", id)
+		}
+	}
+	var declared []string
+	for k := range build.GetSubstitutions() {
+		declared = append(declared, k)
+	}
+	sort.Strings(declared)
+	if want := []string{"_ENV", "_TFSTATE_BUCKET"}; !slices.Equal(declared, want) {
+		t.Errorf("cloudbuild-plan.yaml declares %v, the plan trigger sets %v", declared, want)
+	}
 }
