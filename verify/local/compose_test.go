@@ -125,7 +125,7 @@ func TestComposeFile(t *testing.T) {
 	if !healthy(m, "postgres") {
 		t.Error("service migrate: must wait for a healthy postgres")
 	}
-	for name, image := range map[string]string{"postgres": "postgres:15", "redis": "redis:7"} {
+	for name, image := range map[string]string{"postgres": "docker.io/library/postgres:15", "redis": "docker.io/library/redis:7"} {
 		s := service(t, p, name)
 		if !strings.HasPrefix(s.Image, image) || s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
 			t.Errorf("service %s: image %s with a health check, want %s*", name, s.Image, image)

@@ -12,7 +12,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -320,6 +322,7 @@ func TestKubernetesPolicies(t *testing.T) {
 			checkReferences(t, m)
 			checkScaling(t, m, o)
 			checkStorage(t, m)
+			checkRuntime(t, m)
 		})
 	}
 }
@@ -545,7 +548,21 @@ func checkReferences(t *testing.T, m *manifest) {
 			t.Errorf("%s: %v", pt.owner, err)
 		}
 	}
-	if s, ok := m.secrets["platform-secrets"]; ok {
+	// The generated Secret keeps kustomize's content hash in its name, so a
+	// changed value rolls the pods, and every reference was rewritten to it
+	// (the lookups above found it under the hashed name).
+	var generated *corev1.Secret
+	for name, s := range m.secrets {
+		if strings.HasPrefix(name, "platform-secrets") {
+			generated = s
+		}
+	}
+	if generated == nil {
+		t.Error("no platform-secrets Secret")
+	} else if !regexp.MustCompile(`^platform-secrets-[a-z0-9]{10}$`).MatchString(generated.Name) {
+		t.Errorf("Secret %s has no content-hash suffix: pods would keep old values after a change (drop disableNameSuffixHash)", generated.Name)
+	}
+	if s := generated; s != nil {
 		for k, v := range s.Data {
 			if string(v) != "change-me" {
 				t.Errorf("Secret platform-secrets key %s: rendered from something other than secrets.env.example", k)
@@ -577,8 +594,10 @@ func checkScaling(t *testing.T, m *manifest, overlay string) {
 			}
 		}
 		slices.Sort(metrics)
-		if !slices.Equal(metrics, []string{"cpu", "memory"}) {
-			t.Errorf("HorizontalPodAutoscaler/%s scales on %v, want cpu and memory", h.Name, metrics)
+		// Not memory: a Go process's heap stays near GOGC's target under any
+		// load, so a memory target would pin the Deployment at maxReplicas.
+		if !slices.Equal(metrics, []string{"cpu"}) {
+			t.Errorf("HorizontalPodAutoscaler/%s scales on %v, want cpu only", h.Name, metrics)
 		}
 		lo, hi := int32(1), h.Spec.MaxReplicas
 		if h.Spec.MinReplicas != nil {
@@ -616,6 +635,56 @@ func checkScaling(t *testing.T, m *manifest, overlay string) {
 	}
 }
 
+// checkRuntime: what a real cluster needs that decoding cannot see.
+//   - every long-running container waits before SIGTERM (preStop) with the
+//     kubelet's sleep action: the function images are distroless and have
+//     no sleep binary, so an exec of sleep would fail; the grace period
+//     covers the sleep plus the shutdown;
+//   - every image names its registry (CRI-O and other runtimes refuse
+//     unqualified short names);
+//   - nginx runs no more workers than its CPU limit.
+func checkRuntime(t *testing.T, m *manifest) {
+	for _, pt := range m.templates() {
+		if !pt.long {
+			continue
+		}
+		for _, c := range pt.spec.Spec.Containers {
+			where := pt.owner + " container " + c.Name
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
+				if pt.spec.Labels["app.kubernetes.io/component"] == "function" || pt.spec.Labels["app.kubernetes.io/component"] == "gateway" {
+					t.Errorf("%s: needs a preStop sleep action (lifecycle.preStop.sleep), so it leaves the Service before SIGTERM", where)
+				}
+				continue
+			}
+			if c.Lifecycle.PreStop.Exec != nil {
+				t.Errorf("%s: preStop both sleeps and execs", where)
+			}
+			grace := int64(30)
+			if g := pt.spec.Spec.TerminationGracePeriodSeconds; g != nil {
+				grace = *g
+			}
+			if grace < c.Lifecycle.PreStop.Sleep.Seconds+10 {
+				t.Errorf("%s: terminationGracePeriodSeconds %d leaves under 10 s after the %d s preStop sleep", where, grace, c.Lifecycle.PreStop.Sleep.Seconds)
+			}
+		}
+		for _, c := range pt.spec.Spec.Containers {
+			if first, _, ok := strings.Cut(c.Image, "/"); !ok || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+				t.Errorf("%s container %s: image %q has no registry host; write it in full (docker.io/...)", pt.owner, c.Name, c.Image)
+			}
+		}
+	}
+	if d := m.deployments["nginx"]; d != nil {
+		conf := string(readRepoFile(t, "nginx/nginx.conf"))
+		mt := regexp.MustCompile(`(?m)^worker_processes\s+(\S+);`).FindStringSubmatch(conf)
+		lim := d.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]
+		if mt == nil || mt[1] == "auto" {
+			t.Errorf("nginx.conf: worker_processes %v counts the node's CPUs, not the container's limit %s", mt, lim.String())
+		} else if n, err := strconv.Atoi(mt[1]); err != nil || int64(n)*1000 > max(lim.MilliValue(), 1000) {
+			t.Errorf("nginx.conf: worker_processes %s above the gateway's CPU limit %s", mt[1], lim.String())
+		}
+	}
+}
+
 // checkStorage: Postgres is a StatefulSet with a 10Gi claim.
 func checkStorage(t *testing.T, m *manifest) {
 	if len(m.statefulSets) != 1 || m.statefulSets[0].Name != "postgres" {
@@ -629,7 +698,7 @@ func checkStorage(t *testing.T, m *manifest) {
 	if want := resource.MustParse("10Gi"); got.Cmp(want) != 0 {
 		t.Errorf("StatefulSet/postgres claims %s, want 10Gi", got.String())
 	}
-	if !strings.HasPrefix(ss.Spec.Template.Spec.Containers[0].Image, "postgres:15") {
+	if !strings.HasPrefix(ss.Spec.Template.Spec.Containers[0].Image, "docker.io/library/postgres:15") {
 		t.Errorf("StatefulSet/postgres runs %s, want postgres:15", ss.Spec.Template.Spec.Containers[0].Image)
 	}
 }
