@@ -79,7 +79,7 @@ resource "google_project_iam_member" "build_source" {
 # The GitHub repository, connected the current (second-generation) way: a
 # Cloud Build connection in the region, authorised by the Cloud Build GitHub
 # App installation and a GitHub token in Secret Manager (docs/deploy-gcp.md,
-# step 5). First-generation GitHub triggers (github { owner name }) fail for
+# step 6). First-generation GitHub triggers (github { owner name }) fail for
 # repositories connected this way.
 resource "google_secret_manager_secret_iam_member" "github_token" {
   count = var.github == null ? 0 : 1

@@ -33,7 +33,7 @@ log_level = "info"
 # The API's host name(s); point their A records at the gateway_ip output.
 domains = ["api.example.com"]
 
-# Second-generation connection (docs/deploy-gcp.md, step 5): the Cloud Build
+# Second-generation connection (docs/deploy-gcp.md, step 6): the Cloud Build
 # GitHub App's installation ID and a GitHub token in Secret Manager. Every
 # prod deploy waits for an approval (require_approval defaults to true here).
 github = {
