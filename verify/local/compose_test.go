@@ -262,3 +262,15 @@ func TestComposeInterpolationAndValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeEngineRequirementDocumented: start_interval in a health check
+// needs Docker Engine 25.0 or newer (older engines reject the file); when
+// the compose file uses it, the Compose documentation must say so.
+func TestComposeEngineRequirementDocumented(t *testing.T) {
+	if !strings.Contains(string(readRepoFile(t, "docker-compose.yml")), "start_interval:") {
+		return
+	}
+	if doc := string(readRepoFile(t, "docs/local-emulation.md")); !strings.Contains(doc, "Docker Engine 25.0") {
+		t.Error("docker-compose.yml uses start_interval, which needs Docker Engine 25.0+; docs/local-emulation.md must say so")
+	}
+}
