@@ -11,7 +11,9 @@
 #
 # A failing step does not stop the later ones; the summary at the end lists
 # every step and the exit status is non-zero if any failed. The full
-# go test output is kept in artifacts/go-test.log.
+# go test output is kept in artifacts/go-test.log. A test skipped because a
+# tool is missing prints "DID NOT RUN: ..."; the summary counts and lists
+# those apart from other skips (and CI=true makes them failures).
 #
 # Environment:
 #   TEST_RACE=shared|all|none  modules go test runs with -race (default
@@ -157,6 +159,16 @@ count() {
 passed=$(count PASS)
 failed_tests=$(count FAIL)
 skipped=$(count SKIP)
+# Tests skipped because a tool they need is missing say "DID NOT RUN: ..."
+# (verify/cloud and verify/local, shared/redistls); they are counted apart
+# from ordinary skips, listed, and fail the run under CI.
+did_not_run=$(grep -cE '^ +[^ ]+\.go:[0-9]+: DID NOT RUN: ' "$log") || true
+did_not_run=${did_not_run:-0}
+skipped=$((skipped - did_not_run))
+if ((did_not_run > 0)) && [[ -n ${CI:-} ]]; then
+	summary+=("FAIL  ${did_not_run} checks did not run (CI is set: every check must run)")
+	failed=1
+fi
 
 printf '\n=== summary (%ds)\n' $((SECONDS - started))
 printf '%s\n' "${summary[@]}"
@@ -165,10 +177,14 @@ fails=$(grep -E '^(FAIL\s|\s*--- FAIL: )' "$log" || true)
 if [[ -n $fails ]]; then
 	printf '\nfailures:\n%s\n' "$fails"
 fi
-if ((skipped > 0)); then
+if ((skipped + did_not_run > 0)); then
 	printf '\nskipped:\n'
 	grep -E '^ *--- SKIP: ' "$log" || true
 fi
+if ((did_not_run > 0)); then
+	printf '\nDID NOT RUN (a tool is missing; install it or run under CI to make this a failure):\n'
+	grep -E '^ +[^ ]+\.go:[0-9]+: DID NOT RUN: ' "$log" | sed -E 's/^ +//' || true
+fi
 echo
-echo "tests: ${passed} passed, ${failed_tests} failed, ${skipped} skipped"
+echo "tests: ${passed} passed, ${failed_tests} failed, ${skipped} skipped, ${did_not_run} did not run"
 exit "$failed"

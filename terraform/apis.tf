@@ -4,6 +4,9 @@
 locals {
   apis = toset([
     "artifactregistry.googleapis.com",
+    # Budgets and their e-mail notification channels (budget.tf).
+    "billingbudgets.googleapis.com",
+    "monitoring.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudtrace.googleapis.com",

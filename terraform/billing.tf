@@ -9,6 +9,8 @@ module "billing" {
   env     = local.function_env
   scaling = var.functions["billing"]
 
+  iam_propagation_seconds = var.iam_propagation_seconds
+
   # Instances read the secrets' "latest" version at start.
   depends_on = [google_secret_manager_secret_version.redis]
 }

@@ -76,19 +76,64 @@ resource "google_project_iam_member" "build_source" {
   }
 }
 
+# The GitHub repository, connected the current (second-generation) way: a
+# Cloud Build connection in the region, authorised by the Cloud Build GitHub
+# App installation and a GitHub token in Secret Manager (docs/deploy-gcp.md,
+# step 6). First-generation GitHub triggers (github { owner name }) fail for
+# repositories connected this way.
+resource "google_secret_manager_secret_iam_member" "github_token" {
+  count = var.github == null ? 0 : 1
+
+  secret_id = regex("^(projects/[^/]+/secrets/[^/]+)/versions/", var.github.oauth_token_secret_version)[0]
+  role      = "roles/secretmanager.secretAccessor"
+  # The Cloud Build service agent reads the token to call GitHub.
+  member = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudbuild.iam.gserviceaccount.com"
+}
+
+resource "google_cloudbuildv2_connection" "github" {
+  count = var.github == null ? 0 : 1
+
+  name     = "${local.prefix}-github"
+  location = var.region
+
+  github_config {
+    app_installation_id = var.github.app_installation_id
+    authorizer_credential {
+      oauth_token_secret_version = var.github.oauth_token_secret_version
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.github_token, google_project_service.enabled]
+}
+
+resource "google_cloudbuildv2_repository" "app" {
+  count = var.github == null ? 0 : 1
+
+  name              = var.github.name
+  location          = var.region
+  parent_connection = google_cloudbuildv2_connection.github[0].name
+  remote_uri        = "https://github.com/${var.github.owner}/${var.github.name}.git"
+}
+
+# Push to the deployed branch: test, build, migrate, deploy. In prod every
+# run waits for a human approval (Cloud Build > History > Approve; the
+# approver needs roles/cloudbuild.builds.approver) before any step runs.
 resource "google_cloudbuild_trigger" "deploy" {
   count = var.github == null ? 0 : 1
 
   name        = "${local.prefix}-deploy"
-  location    = "global"
+  location    = var.region
   description = "Test, build, migrate and deploy ${local.prefix} on every push to ${var.github.branch}."
 
-  github {
-    owner = var.github.owner
-    name  = var.github.name
+  repository_event_config {
+    repository = google_cloudbuildv2_repository.app[0].id
     push {
       branch = var.github.branch
     }
+  }
+
+  approval_config {
+    approval_required = coalesce(var.github.require_approval, var.environment == "prod")
   }
 
   filename        = "cloudbuild.yaml"
@@ -96,4 +141,69 @@ resource "google_cloudbuild_trigger" "deploy" {
   substitutions   = local.build_substitutions
 
   depends_on = [google_project_iam_member.build, google_project_service.enabled]
+}
+
+# Pull requests: make test and a Terraform plan of this environment
+# (cloudbuild-plan.yaml), as a read-only account; nothing is pushed or
+# deployed. The plan does not refresh (-refresh=false) and takes no state
+# lock: it shows what the pull request changes against the state of the
+# last apply.
+resource "google_service_account" "plan" {
+  account_id   = "${local.prefix}-plan"
+  display_name = "${local.prefix} Terraform plan on pull requests"
+  description  = "Runs cloudbuild-plan.yaml: tests and terraform plan, read-only."
+}
+
+resource "google_project_iam_member" "plan" {
+  for_each = toset([
+    "roles/logging.logWriter", # build logs
+    # The plan runs without refresh; it reads only the project (the
+    # google_project data source). No basic role.
+    "roles/browser",
+    # The provider bills API quota to the project (user_project_override).
+    "roles/serviceusage.serviceUsageConsumer",
+  ])
+
+  project = var.project_id
+  role    = each.value
+  member  = google_service_account.plan.member
+}
+
+resource "google_storage_bucket_iam_member" "plan_state" {
+  count = var.tfstate_bucket == null ? 0 : 1
+
+  bucket = var.tfstate_bucket
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.plan.member
+}
+
+resource "google_cloudbuild_trigger" "plan" {
+  count = var.github == null ? 0 : 1
+
+  name        = "${local.prefix}-plan"
+  location    = var.region
+  description = "Tests and terraform plan of ${local.prefix} on every pull request to ${var.github.branch}."
+
+  repository_event_config {
+    repository = google_cloudbuildv2_repository.app[0].id
+    pull_request {
+      branch = var.github.branch
+      # Only after a repository collaborator comments /gcbrun on a pull
+      # request from outside the organisation.
+      comment_control = "COMMENTS_ENABLED_FOR_EXTERNAL_CONTRIBUTORS_ONLY"
+    }
+  }
+
+  filename        = "cloudbuild-plan.yaml"
+  service_account = google_service_account.plan.id
+  substitutions = {
+    _ENV            = var.environment
+    _TFSTATE_BUCKET = coalesce(var.tfstate_bucket, "${var.project_id}-tfstate")
+  }
+
+  depends_on = [google_project_iam_member.plan, google_project_service.enabled]
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
 }

@@ -4,14 +4,33 @@
 # routes.auto.tf.json (local.routes, generated; see verify/cloud).
 #
 # Paths are exact, as in the routing table: a path rule without "*"
-# matches only that path. Anything else, including the functions' internal
-# /livez and /readyz, gets 404 from the load balancer itself.
+# matches only that path. Anything else goes to the health function with
+# its path rewritten under /_unrouted/, which no function serves, so the
+# client gets the platform's own 404 application/problem+json (the load
+# balancer's fault-injection 404 was text/plain), and the functions'
+# internal /livez and /readyz stay unreachable from outside.
+#
+# Every backend service also: sends the client's address, as the load
+# balancer saw it, in its own header (local.client_ip_header; the functions
+# key per-IP limits on it, CLIENT_IP_HEADER), adds HSTS to every response,
+# and is protected by the Cloud Armor policy of armor.tf.
 
 locals {
   # Routed paths of each function, e.g. users = ["/me", "/users", "/users/"].
   routes_by_function = {
     for fn in distinct(values(local.routes)) : fn => sort([for path, f in local.routes : path if f == fn])
   }
+
+  # The header the load balancer sets to the client's IP address
+  # ({client_ip_address}); the functions read it (CLIENT_IP_HEADER).
+  client_ip_header = "X-Ratebill-Client-Ip"
+
+  # Unrouted paths are forwarded under this prefix, which no function
+  # serves (shared/instance answers 404 problem+json for it).
+  unrouted_prefix = "/_unrouted/"
+
+  # Browsers must use HTTPS for a year; plain HTTP only redirects.
+  hsts = "max-age=31536000; includeSubDomains"
 
   gateway_domains = length(var.domains) > 0 ? var.domains : ["${google_compute_global_address.gateway.address}.nip.io"]
   base_url        = "https://${local.gateway_domains[0]}"
@@ -44,6 +63,12 @@ resource "google_compute_backend_service" "fn" {
   # Google's network.
   protocol = "HTTP"
 
+  # The client's address in a header of the load balancer's own, so the
+  # functions need not guess how many X-Forwarded-For entries it appended.
+  custom_request_headers  = ["${local.client_ip_header}: {client_ip_address}"]
+  custom_response_headers = ["Strict-Transport-Security: ${local.hsts}"]
+  security_policy         = google_compute_security_policy.gateway.id
+
   backend {
     group = google_compute_region_network_endpoint_group.fn[each.key].id
   }
@@ -57,16 +82,13 @@ resource "google_compute_backend_service" "fn" {
 resource "google_compute_url_map" "gateway" {
   name = "${local.prefix}-gateway"
 
-  # Unrouted paths: answered 404 by the load balancer (fault injection abort
-  # on every request), never forwarded. The service is required by the API
-  # but receives nothing.
+  # Unrouted paths: forwarded to the health function under
+  # local.unrouted_prefix, which it answers with the platform's 404
+  # problem+json (see the top of this file).
   default_service = google_compute_backend_service.fn["health"].id
   default_route_action {
-    fault_injection_policy {
-      abort {
-        http_status = 404
-        percentage  = 100
-      }
+    url_rewrite {
+      path_prefix_rewrite = local.unrouted_prefix
     }
   }
 
@@ -80,11 +102,8 @@ resource "google_compute_url_map" "gateway" {
 
     default_service = google_compute_backend_service.fn["health"].id
     default_route_action {
-      fault_injection_policy {
-        abort {
-          http_status = 404
-          percentage  = 100
-        }
+      url_rewrite {
+        path_prefix_rewrite = local.unrouted_prefix
       }
     }
 

@@ -11,6 +11,8 @@ module "health" {
   env     = local.function_env
   scaling = var.functions["health"]
 
+  iam_propagation_seconds = var.iam_propagation_seconds
+
   # Instances read the secrets' "latest" version at start.
   depends_on = [google_secret_manager_secret_version.redis]
 }

@@ -45,10 +45,13 @@ locals {
     BILLING_UNIT_PRICE   = var.billing_unit_price
     RATE_LIMIT_FAIL_OPEN = tostring(var.rate_limit_fail_open)
     # Requests reach a function only through the load balancer (ingress is
-    # internal-and-cloud-load-balancing). The global external Application
-    # Load Balancer appends "<client IP>,<load balancer IP>" to
-    # X-Forwarded-For, so the client is the entry two places from the right;
-    # anything left of it was sent by the client and is not trusted.
+    # internal-and-cloud-load-balancing), whose backend services set
+    # local.client_ip_header to the client's address (gateway.tf): per-IP
+    # limits (sign-up) key on it. Cloud Run behind a load balancer does not
+    # always receive X-Forwarded-For as "<client>,<load balancer>", so
+    # TRUSTED_PROXY_HOPS=2 stays only as the fallback of a function that
+    # does not read CLIENT_IP_HEADER yet.
+    CLIENT_IP_HEADER     = local.client_ip_header
     TRUSTED_PROXY_HOPS   = "2"
     LOG_LEVEL            = var.log_level
     GOOGLE_CLOUD_PROJECT = var.project_id

@@ -41,11 +41,27 @@ resource "google_project_iam_member" "migrate" {
   }
 }
 
+# ABANDON: this user owns every table, and PostgreSQL refuses to drop a
+# role that owns objects, so replacing it (a new account name) or destroying
+# it would fail halfway. Terraform forgets the old user instead; the runbook
+# in docs/deploy-gcp.md hands its objects to the new one (REASSIGN OWNED)
+# and drops it.
 resource "google_sql_user" "migrate" {
-  name           = local.migrate_db_user
-  instance       = google_sql_database_instance.main.name
-  type           = "CLOUD_IAM_SERVICE_ACCOUNT"
-  database_roles = ["cloudsqlsuperuser"]
+  name            = local.migrate_db_user
+  instance        = google_sql_database_instance.main.name
+  type            = "CLOUD_IAM_SERVICE_ACCOUNT"
+  database_roles  = ["cloudsqlsuperuser"]
+  deletion_policy = "ABANDON"
+}
+
+# See modules/function: the job's first execution needs its Cloud SQL grants
+# effective.
+resource "terraform_data" "migrate_iam_propagation" {
+  triggers_replace = [for b in google_project_iam_member.migrate : b.id]
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_propagation_seconds}"
+  }
 }
 
 resource "google_cloud_run_v2_job" "migrate" {
@@ -114,7 +130,7 @@ resource "google_cloud_run_v2_job" "migrate" {
     ]
   }
 
-  depends_on = [google_project_iam_member.migrate]
+  depends_on = [terraform_data.migrate_iam_propagation]
 }
 
 locals {

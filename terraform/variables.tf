@@ -331,11 +331,79 @@ variable "domains" {
 # --- CI/CD ---------------------------------------------------------------
 
 variable "github" {
-  description = "GitHub repository whose pushes trigger cloudbuild.yaml. null creates no trigger (connect the repository to Cloud Build first, then set it)."
+  description = <<-EOT
+    GitHub repository whose pushes trigger cloudbuild.yaml (and whose pull
+    requests trigger cloudbuild-plan.yaml), connected the second-generation
+    way: install the Cloud Build GitHub App on the repository
+    (app_installation_id) and store a GitHub token in Secret Manager
+    (oauth_token_secret_version, projects/P/secrets/S/versions/N). null
+    creates no connection or trigger. require_approval defaults to true in
+    prod, false in dev.
+  EOT
   type = object({
-    owner  = string
-    name   = string
-    branch = optional(string, "^main$")
+    owner                      = string
+    name                       = string
+    branch                     = optional(string, "^main$")
+    app_installation_id        = number
+    oauth_token_secret_version = string
+    require_approval           = optional(bool)
   })
   default = null
+
+  validation {
+    condition     = var.github == null ? true : can(regex("^projects/[^/]+/secrets/[^/]+/versions/[^/]+$", var.github.oauth_token_secret_version))
+    error_message = "github.oauth_token_secret_version must be projects/PROJECT/secrets/SECRET/versions/VERSION."
+  }
+}
+
+# --- edge protection -------------------------------------------------------
+
+variable "armor" {
+  description = "Cloud Armor per-client-IP limits at the load balancer: sign-ups a minute (then a ban of signup_ban_seconds) and /verify calls a minute (throttled)."
+  type = object({
+    signup_per_minute  = optional(number, 10)
+    signup_ban_seconds = optional(number, 600)
+    verify_per_minute  = optional(number, 6000)
+  })
+  default = {}
+
+  validation {
+    condition     = var.armor.signup_per_minute >= 1 && var.armor.verify_per_minute >= 1 && var.armor.signup_ban_seconds >= 60
+    error_message = "armor limits must be at least 1 a minute, and the ban at least 60 seconds."
+  }
+}
+
+variable "iam_propagation_seconds" {
+  description = "Seconds Terraform waits after creating a service account's grants before creating the Cloud Run service or job that needs them (IAM is eventually consistent; a revision created too early fails with permission denied on its secrets). Runs `sleep` on the machine running terraform."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be from 0 to 600."
+  }
+}
+
+variable "tfstate_bucket" {
+  description = "The GCS bucket of this environment's Terraform state (environments/<env>.gcs.tfbackend). The pull-request plan reads it; null assumes <project_id>-tfstate and grants nothing (grant roles/storage.objectViewer on it to the plan account yourself)."
+  type        = string
+  default     = null
+}
+
+# --- cost ------------------------------------------------------------------
+
+variable "billing_budget" {
+  description = "Monthly budget with alerts on this project (budget.tf): the billing account ID (XXXXXX-XXXXXX-XXXXXX), the amount in whole currency units, the billing account's currency, and extra e-mail recipients. null creates none."
+  type = object({
+    billing_account = string
+    monthly_amount  = number
+    currency        = optional(string, "USD")
+    emails          = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.billing_budget == null ? true : (can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_budget.billing_account)) && var.billing_budget.monthly_amount > 0)
+    error_message = "billing_budget.billing_account must look like 012345-6789AB-CDEF01 and monthly_amount be positive."
+  }
 }

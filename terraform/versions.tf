@@ -18,6 +18,11 @@ terraform {
 provider "google" {
   project = var.project_id
   region  = var.region
+  # Bill API quota to this project: the Billing Budget API refuses
+  # requests made with user credentials (gcloud auth
+  # application-default login) that name no quota project.
+  user_project_override = true
+  billing_project       = var.project_id
 
   default_labels = {
     app         = var.name

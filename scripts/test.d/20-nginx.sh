@@ -46,6 +46,3 @@ if ! command -v unshare >/dev/null 2>&1; then
 	log "unshare (util-linux) is missing; the nginx -t checks cannot run" >&2
 	[ -n "${CI:-}" ] && exit 1
 fi
-if ! command -v kubectl >/dev/null 2>&1; then
-	log "warning: kubectl is not on PATH (expected /usr/bin/kubectl); the Kubernetes render checks will fail under CI" >&2
-fi

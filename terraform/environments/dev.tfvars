@@ -30,4 +30,11 @@ log_level = "debug"
 domains = []
 
 # Set after connecting the repository to Cloud Build (docs/deploy-gcp.md).
-# github = { owner = "your-org", name = "ratebill" }
+# github = {
+#   owner                      = "your-org"
+#   name                       = "ratebill"
+#   app_installation_id        = 12345678
+#   oauth_token_secret_version = "projects/my-ratebill-dev/secrets/github-token/versions/1"
+# }
+# tfstate_bucket = "my-ratebill-dev-tfstate"
+# billing_budget = { billing_account = "012345-6789AB-CDEF01", monthly_amount = 200 }

@@ -33,4 +33,20 @@ log_level = "info"
 # The API's host name(s); point their A records at the gateway_ip output.
 domains = ["api.example.com"]
 
-github = { owner = "your-org", name = "ratebill", branch = "^main$" }
+# Second-generation connection (docs/deploy-gcp.md, step 6): the Cloud Build
+# GitHub App's installation ID and a GitHub token in Secret Manager. Every
+# prod deploy waits for an approval (require_approval defaults to true here).
+github = {
+  owner                      = "your-org"
+  name                       = "ratebill"
+  branch                     = "^main$"
+  app_installation_id        = 12345678
+  oauth_token_secret_version = "projects/my-ratebill-prod/secrets/github-token/versions/1"
+}
+tfstate_bucket = "my-ratebill-prod-tfstate"
+
+# Alerts at 50/90/100 % of the month's budget (set your billing account).
+billing_budget = {
+  billing_account = "012345-6789AB-CDEF01"
+  monthly_amount  = 1500
+}

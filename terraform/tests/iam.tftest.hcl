@@ -99,6 +99,17 @@ run "function_account_has_only_its_roles" {
     condition     = google_sql_user.fn.type == "CLOUD_IAM_SERVICE_ACCOUNT" && google_sql_user.fn.name == "ratebill-dev-usage@ratebill-test.iam" && google_sql_user.fn.password == null
     error_message = "The database user must be the account's IAM user (email without .gserviceaccount.com), without a password."
   }
+  # Replacing or destroying the user must not fail on the privileges the
+  # migration job granted it (runbook in docs/deploy-gcp.md).
+  assert {
+    condition     = google_sql_user.fn.deletion_policy == "ABANDON"
+    error_message = "The function's database user must be abandoned, not dropped, when replaced (DROP ROLE fails while it holds grants)."
+  }
+  # The service waits for the grants to propagate.
+  assert {
+    condition     = length(terraform_data.iam_propagation.triggers_replace) == 6
+    error_message = "The IAM propagation wait must follow every grant of the account (4 project roles, 2 secrets)."
+  }
   assert {
     condition     = one([for e in google_cloud_run_v2_service.fn.template[0].containers[0].env : e.value if e.name == "DB_USER"]) == google_sql_user.fn.name
     error_message = "DB_USER must be the IAM database user."
@@ -186,7 +197,12 @@ run "root_accounts" {
   variables {
     project_id  = "ratebill-test"
     environment = "dev"
-    github      = { owner = "example", name = "ratebill" }
+    github = {
+      owner                      = "example"
+      name                       = "ratebill"
+      app_installation_id        = 123
+      oauth_token_secret_version = "projects/ratebill-test/secrets/github-token/versions/1"
+    }
   }
 
   override_resource {
@@ -240,6 +256,15 @@ run "root_accounts" {
     }
   }
   override_resource {
+    target          = google_service_account.plan
+    override_during = plan
+    values = {
+      id     = "projects/ratebill-test/serviceAccounts/ratebill-dev-plan@ratebill-test.iam.gserviceaccount.com"
+      email  = "ratebill-dev-plan@ratebill-test.iam.gserviceaccount.com"
+      member = "serviceAccount:ratebill-dev-plan@ratebill-test.iam.gserviceaccount.com"
+    }
+  }
+  override_resource {
     target          = google_compute_global_address.gateway
     override_during = plan
     values          = { address = "203.0.113.10" }
@@ -257,6 +282,10 @@ run "root_accounts" {
     error_message = "Each function must have its own IAM database user."
   }
   # Only the migration user may own the schema.
+  assert {
+    condition     = google_sql_user.migrate.deletion_policy == "ABANDON"
+    error_message = "The migration user owns the tables: replacing it must abandon it (REASSIGN OWNED runbook), not DROP ROLE, which fails."
+  }
   assert {
     condition     = google_sql_user.migrate.type == "CLOUD_IAM_SERVICE_ACCOUNT" && google_sql_user.migrate.database_roles == tolist(["cloudsqlsuperuser"]) && google_sql_user.migrate.name == "ratebill-dev-migrate@ratebill-test.iam"
     error_message = "The migration job's IAM user must be the one member of cloudsqlsuperuser."
@@ -308,7 +337,7 @@ run "root_accounts" {
   # No basic roles anywhere in the root module.
   assert {
     condition = alltrue([
-      for b in concat(values(google_project_iam_member.build), values(google_project_iam_member.migrate), [google_project_iam_member.build_source]) :
+      for b in concat(values(google_project_iam_member.build), values(google_project_iam_member.migrate), values(google_project_iam_member.plan), [google_project_iam_member.build_source]) :
       !contains(["roles/owner", "roles/editor", "roles/viewer"], b.role)
     ])
     error_message = "No account may hold a basic role."
@@ -323,5 +352,58 @@ run "root_accounts" {
   assert {
     condition     = google_cloudbuild_trigger.deploy[0].substitutions._BASE_URL == "https://203.0.113.10.nip.io" && google_cloudbuild_trigger.deploy[0].substitutions._ENV == "dev"
     error_message = "The trigger must pass the base URL and the environment."
+  }
+
+  # Second-generation connection: the trigger follows the connected
+  # repository (repository_event_config), not a first-generation github
+  # block, and lives in the connection's region.
+  assert {
+    condition = (
+      length(google_cloudbuild_trigger.deploy[0].github) == 0 &&
+      google_cloudbuild_trigger.deploy[0].repository_event_config[0].push[0].branch == "^main$" &&
+      google_cloudbuild_trigger.deploy[0].location == "us-central1" &&
+      google_cloudbuildv2_repository.app[0].remote_uri == "https://github.com/example/ratebill.git" &&
+      google_cloudbuildv2_connection.github[0].github_config[0].app_installation_id == 123 &&
+      google_cloudbuildv2_connection.github[0].location == google_cloudbuild_trigger.deploy[0].location
+    )
+    error_message = "The deploy trigger must use the second-generation repository connection in the region."
+  }
+  assert {
+    condition     = google_cloudbuild_trigger.deploy[0].approval_config[0].approval_required == false
+    error_message = "dev deploys without approval by default."
+  }
+  # Pull requests: tests and a plan, as the read-only plan account.
+  assert {
+    condition = (
+      google_cloudbuild_trigger.plan[0].filename == "cloudbuild-plan.yaml" &&
+      length(google_cloudbuild_trigger.plan[0].repository_event_config[0].pull_request) == 1 &&
+      google_cloudbuild_trigger.plan[0].service_account == google_service_account.plan.id &&
+      toset([for b in google_project_iam_member.plan : b.role]) == toset(["roles/logging.logWriter", "roles/browser", "roles/serviceusage.serviceUsageConsumer"])
+    )
+    error_message = "Pull requests must run cloudbuild-plan.yaml as the read-only plan account."
+  }
+  assert {
+    condition     = google_secret_manager_secret_iam_member.github_token[0].secret_id == "projects/ratebill-test/secrets/github-token"
+    error_message = "The Cloud Build service agent must read the GitHub token secret."
+  }
+}
+
+run "prod_deploys_need_approval" {
+  command = plan
+
+  variables {
+    project_id  = "ratebill-test"
+    environment = "prod"
+    github = {
+      owner                      = "example"
+      name                       = "ratebill"
+      app_installation_id        = 123
+      oauth_token_secret_version = "projects/ratebill-test/secrets/github-token/versions/1"
+    }
+  }
+
+  assert {
+    condition     = google_cloudbuild_trigger.deploy[0].approval_config[0].approval_required
+    error_message = "Every prod deploy must wait for an approval."
   }
 }

@@ -55,6 +55,11 @@ override_resource {
   values          = { id = "projects/ratebill-test/regions/us-central1/networkEndpointGroups/ratebill-dev-health" }
 }
 override_resource {
+  target          = google_compute_security_policy.gateway
+  override_during = plan
+  values          = { id = "projects/ratebill-test/global/securityPolicies/ratebill-dev-gateway" }
+}
+override_resource {
   target          = google_compute_global_address.gateway
   override_during = plan
   values          = { address = "203.0.113.10" }
@@ -130,15 +135,76 @@ run "routes_reach_their_functions" {
     error_message = "/livez and /readyz are internal and must not be routed."
   }
 
-  # Everything unrouted is answered 404 by the load balancer, at both levels.
+  # Everything unrouted goes to a function under a prefix no function
+  # serves, at both levels, so the client gets the platform's 404
+  # problem+json; never the load balancer's text/plain fault-injection 404.
   assert {
     condition = (
-      google_compute_url_map.gateway.path_matcher[0].default_route_action[0].fault_injection_policy[0].abort[0].http_status == 404 &&
-      google_compute_url_map.gateway.path_matcher[0].default_route_action[0].fault_injection_policy[0].abort[0].percentage == 100 &&
-      google_compute_url_map.gateway.default_route_action[0].fault_injection_policy[0].abort[0].http_status == 404 &&
-      google_compute_url_map.gateway.default_route_action[0].fault_injection_policy[0].abort[0].percentage == 100
+      google_compute_url_map.gateway.default_service == google_compute_backend_service.fn["health"].id &&
+      google_compute_url_map.gateway.path_matcher[0].default_service == google_compute_backend_service.fn["health"].id &&
+      google_compute_url_map.gateway.default_route_action[0].url_rewrite[0].path_prefix_rewrite == "/_unrouted/" &&
+      google_compute_url_map.gateway.path_matcher[0].default_route_action[0].url_rewrite[0].path_prefix_rewrite == "/_unrouted/"
     )
-    error_message = "Unrouted paths must get 404 from the load balancer."
+    error_message = "Unrouted paths must reach the health function under /_unrouted/, which answers the platform's 404."
+  }
+  assert {
+    condition = (
+      length(google_compute_url_map.gateway.default_route_action[0].fault_injection_policy) == 0 &&
+      length(google_compute_url_map.gateway.path_matcher[0].default_route_action[0].fault_injection_policy) == 0
+    )
+    error_message = "No fault-injection 404: its body is text/plain, not problem+json."
+  }
+  # The prefix really is unrouted (no routed path starts with it).
+  assert {
+    condition     = alltrue([for path in keys(local.routes) : !startswith(path, "/_unrouted")])
+    error_message = "The unrouted prefix must not be a routed path."
+  }
+
+  # Every backend sends the client's address in the load balancer's own
+  # header, answers with HSTS, and sits behind the Cloud Armor policy.
+  assert {
+    condition = alltrue([
+      for fn, b in google_compute_backend_service.fn :
+      b.custom_request_headers == toset(["X-Ratebill-Client-Ip: {client_ip_address}"]) &&
+      contains(b.custom_response_headers, "Strict-Transport-Security: max-age=31536000; includeSubDomains") &&
+      b.security_policy == google_compute_security_policy.gateway.id
+    ])
+    error_message = "Each backend needs the client IP header, HSTS and the Cloud Armor policy."
+  }
+  assert {
+    condition     = local.function_env.CLIENT_IP_HEADER == "X-Ratebill-Client-Ip"
+    error_message = "The functions must be told the header the load balancer sets (CLIENT_IP_HEADER)."
+  }
+
+  # Cloud Armor: per-IP rate-based rules on sign-up and /verify, then allow.
+  assert {
+    condition = length([
+      for r in google_compute_security_policy.gateway.rule : r
+      if r.action == "rate_based_ban" &&
+      strcontains(try(r.match[0].expr[0].expression, ""), "request.path == '/users/'") &&
+      strcontains(try(r.match[0].expr[0].expression, ""), "request.method == 'POST'") &&
+      try(r.rate_limit_options[0].enforce_on_key, "") == "IP" &&
+      try(r.rate_limit_options[0].exceed_action, "") == "deny(429)" &&
+      try(r.rate_limit_options[0].rate_limit_threshold[0].count, 0) == 10 &&
+      try(r.rate_limit_options[0].rate_limit_threshold[0].interval_sec, 0) == 60
+    ]) == 1
+    error_message = "Cloud Armor needs one rate-based ban per client IP on POST /users/ (10 a minute by default)."
+  }
+  assert {
+    condition = length([
+      for r in google_compute_security_policy.gateway.rule : r
+      if r.action == "throttle" &&
+      strcontains(try(r.match[0].expr[0].expression, ""), "request.path == '/verify'") &&
+      try(r.rate_limit_options[0].enforce_on_key, "") == "IP"
+    ]) == 1
+    error_message = "Cloud Armor needs a per-IP throttle on /verify."
+  }
+  assert {
+    condition = length([
+      for r in google_compute_security_policy.gateway.rule : r
+      if r.priority == 2147483647 && r.action == "allow"
+    ]) == 1
+    error_message = "The Cloud Armor policy's default rule must allow."
   }
   assert {
     condition     = [for h in google_compute_url_map.gateway.host_rule : h.path_matcher] == [google_compute_url_map.gateway.path_matcher[0].name] && alltrue([for h in google_compute_url_map.gateway.host_rule : contains(h.hosts, "*")])

@@ -31,7 +31,7 @@ func chromiumPath(t *testing.T) string {
 	if os.Getenv("CI") != "" {
 		t.Fatal("chromium is not installed (scripts/test.d/30-chromium.sh installs it)")
 	}
-	t.Skip("chromium is not installed; run scripts/test.d/30-chromium.sh (this fails under CI)")
+	t.Skip("DID NOT RUN: chromium is not installed; run scripts/test.d/30-chromium.sh (this fails under CI)")
 	return ""
 }
 

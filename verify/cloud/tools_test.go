@@ -19,15 +19,20 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
+// DidNotRun starts the message of a test skipped because a tool it needs
+// is missing; scripts/test.sh counts these lines as "did not run".
+const DidNotRun = "DID NOT RUN: "
+
 // requireTool fails the test when something an offline check needs is
-// missing and CI is set; without CI it skips, so a developer without
-// Terraform can still run the rest.
+// missing and CI is set; without CI it skips with a DidNotRun message, so
+// a developer without Terraform can still run the rest, and the summary
+// says plainly what did not run.
 func requireTool(t *testing.T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf(format+" (CI is set: run scripts/test.d/10-terraform.sh)", args...)
 	}
-	t.Skipf(format+" (run scripts/test.d/10-terraform.sh)", args...)
+	t.Skipf(DidNotRun+format+" (run scripts/test.d/10-terraform.sh)", args...)
 }
 
 // terraformCLI returns the terraform binary and the CLI configuration that

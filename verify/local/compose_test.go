@@ -125,7 +125,7 @@ func TestComposeFile(t *testing.T) {
 	if !healthy(m, "postgres") {
 		t.Error("service migrate: must wait for a healthy postgres")
 	}
-	for name, image := range map[string]string{"postgres": "postgres:15", "redis": "redis:7"} {
+	for name, image := range map[string]string{"postgres": "docker.io/library/postgres:15", "redis": "docker.io/library/redis:7"} {
 		s := service(t, p, name)
 		if !strings.HasPrefix(s.Image, image) || s.HealthCheck == nil || len(s.HealthCheck.Test) == 0 {
 			t.Errorf("service %s: image %s with a health check, want %s*", name, s.Image, image)
@@ -260,5 +260,17 @@ func TestComposeInterpolationAndValidation(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestComposeEngineRequirementDocumented: start_interval in a health check
+// needs Docker Engine 25.0 or newer (older engines reject the file); when
+// the compose file uses it, the Compose documentation must say so.
+func TestComposeEngineRequirementDocumented(t *testing.T) {
+	if !strings.Contains(string(readRepoFile(t, "docker-compose.yml")), "start_interval:") {
+		return
+	}
+	if doc := string(readRepoFile(t, "docs/local-emulation.md")); !strings.Contains(doc, "Docker Engine 25.0") {
+		t.Error("docker-compose.yml uses start_interval, which needs Docker Engine 25.0+; docs/local-emulation.md must say so")
 	}
 }

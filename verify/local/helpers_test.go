@@ -44,8 +44,8 @@ func readRepoFile(t testing.TB, rel string) []byte {
 }
 
 // requireTool returns the path of an external program. Without it the test
-// fails when CI is set (make test on CI must run everything) and is skipped
-// otherwise.
+// fails when CI is set (make test on CI must run everything) and is
+// otherwise skipped loudly (see missing).
 func requireTool(t testing.TB, name string, extra ...string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
@@ -56,17 +56,24 @@ func requireTool(t testing.TB, name string, extra ...string) string {
 			return p
 		}
 	}
-	missing(t, "%s is not installed (scripts/test.d/20-nginx.sh installs nginx; kubectl is expected at /usr/bin/kubectl)", name)
+	missing(t, "%s is not installed (scripts/test.d/20-nginx.sh installs nginx; unshare is in util-linux)", name)
 	return ""
 }
 
-// missing fails the test under CI and skips it elsewhere.
+// DidNotRun starts the message of a test skipped because something it
+// needs (a tool, root) is missing. scripts/test.sh counts these lines and
+// reports them as "did not run", apart from ordinary skips; under CI the
+// test fails instead.
+const DidNotRun = "DID NOT RUN: "
+
+// missing fails the test under CI and skips it elsewhere with a
+// DidNotRun message.
 func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
-		t.Fatalf(format, args...)
+		t.Fatalf(format+" (CI is set: every check must run)", args...)
 	}
-	t.Skipf(format+" (CI unset: skipping)", args...)
+	t.Skipf(DidNotRun+format+" (CI unset: skipped)", args...)
 }
 
 // requireRoot is for tests that need a private mount namespace.

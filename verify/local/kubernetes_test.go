@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,6 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratebill/platform/shared/routes"
@@ -51,12 +55,13 @@ var newObject = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
 }
 
-// renderOverlay runs `kubectl kustomize` on a copy of deploy/kubernetes
-// and nginx/ in which each overlay's git-ignored secrets.env is its
-// committed secrets.env.example, and returns the rendered YAML.
+// renderOverlay renders an overlay with the kustomize Go API (krusty, the
+// library kubectl kustomize embeds) on a copy of deploy/kubernetes and
+// nginx/ in which each overlay's git-ignored secrets.env is its committed
+// secrets.env.example, and returns the rendered YAML. No kubectl binary is
+// needed.
 func renderOverlay(t testing.TB, overlay string) []byte {
 	t.Helper()
-	kubectl := requireTool(t, "kubectl", "/usr/bin/kubectl")
 	root := copyTree(t, "deploy/kubernetes", "nginx")
 	dir := filepath.Join(root, "deploy", "kubernetes", "overlays", overlay)
 	example, err := os.ReadFile(filepath.Join(dir, "secrets.env.example"))
@@ -66,14 +71,23 @@ func renderOverlay(t testing.TB, overlay string) []byte {
 	if err := os.WriteFile(filepath.Join(dir, "secrets.env"), example, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(kubectl, "kustomize", dir)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := kustomize(dir)
 	if err != nil {
-		t.Fatalf("kubectl kustomize overlays/%s: %v\n%s", overlay, err, stderr.String())
+		t.Fatalf("kustomize build overlays/%s: %v", overlay, err)
 	}
 	return out
+}
+
+// kustomize builds the kustomization in dir as `kubectl kustomize` does
+// (default options: load restrictions to the kustomization root, no
+// plugins, no Helm).
+func kustomize(dir string) ([]byte, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
+	return rm.AsYaml()
 }
 
 // copyTree copies the named folders of the repository, minus any real
@@ -268,7 +282,7 @@ func loadManifest(t *testing.T, overlay string) *manifest {
 }
 
 // TestKubernetesOverlaysRenderAndDecodeStrictly renders every overlay with
-// kubectl kustomize and decodes every object strictly.
+// the kustomize Go API and decodes every object strictly.
 func TestKubernetesOverlaysRenderAndDecodeStrictly(t *testing.T) {
 	for _, o := range overlays {
 		t.Run(o, func(t *testing.T) {
@@ -308,6 +322,7 @@ func TestKubernetesPolicies(t *testing.T) {
 			checkReferences(t, m)
 			checkScaling(t, m, o)
 			checkStorage(t, m)
+			checkRuntime(t, m)
 		})
 	}
 }
@@ -533,7 +548,21 @@ func checkReferences(t *testing.T, m *manifest) {
 			t.Errorf("%s: %v", pt.owner, err)
 		}
 	}
-	if s, ok := m.secrets["platform-secrets"]; ok {
+	// The generated Secret keeps kustomize's content hash in its name, so a
+	// changed value rolls the pods, and every reference was rewritten to it
+	// (the lookups above found it under the hashed name).
+	var generated *corev1.Secret
+	for name, s := range m.secrets {
+		if strings.HasPrefix(name, "platform-secrets") {
+			generated = s
+		}
+	}
+	if generated == nil {
+		t.Error("no platform-secrets Secret")
+	} else if !regexp.MustCompile(`^platform-secrets-[a-z0-9]{10}$`).MatchString(generated.Name) {
+		t.Errorf("Secret %s has no content-hash suffix: pods would keep old values after a change (drop disableNameSuffixHash)", generated.Name)
+	}
+	if s := generated; s != nil {
 		for k, v := range s.Data {
 			if string(v) != "change-me" {
 				t.Errorf("Secret platform-secrets key %s: rendered from something other than secrets.env.example", k)
@@ -565,8 +594,10 @@ func checkScaling(t *testing.T, m *manifest, overlay string) {
 			}
 		}
 		slices.Sort(metrics)
-		if !slices.Equal(metrics, []string{"cpu", "memory"}) {
-			t.Errorf("HorizontalPodAutoscaler/%s scales on %v, want cpu and memory", h.Name, metrics)
+		// Not memory: a Go process's heap stays near GOGC's target under any
+		// load, so a memory target would pin the Deployment at maxReplicas.
+		if !slices.Equal(metrics, []string{"cpu"}) {
+			t.Errorf("HorizontalPodAutoscaler/%s scales on %v, want cpu only", h.Name, metrics)
 		}
 		lo, hi := int32(1), h.Spec.MaxReplicas
 		if h.Spec.MinReplicas != nil {
@@ -604,6 +635,56 @@ func checkScaling(t *testing.T, m *manifest, overlay string) {
 	}
 }
 
+// checkRuntime: what a real cluster needs that decoding cannot see.
+//   - every long-running container waits before SIGTERM (preStop) with the
+//     kubelet's sleep action: the function images are distroless and have
+//     no sleep binary, so an exec of sleep would fail; the grace period
+//     covers the sleep plus the shutdown;
+//   - every image names its registry (CRI-O and other runtimes refuse
+//     unqualified short names);
+//   - nginx runs no more workers than its CPU limit.
+func checkRuntime(t *testing.T, m *manifest) {
+	for _, pt := range m.templates() {
+		if !pt.long {
+			continue
+		}
+		for _, c := range pt.spec.Spec.Containers {
+			where := pt.owner + " container " + c.Name
+			if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
+				if pt.spec.Labels["app.kubernetes.io/component"] == "function" || pt.spec.Labels["app.kubernetes.io/component"] == "gateway" {
+					t.Errorf("%s: needs a preStop sleep action (lifecycle.preStop.sleep), so it leaves the Service before SIGTERM", where)
+				}
+				continue
+			}
+			if c.Lifecycle.PreStop.Exec != nil {
+				t.Errorf("%s: preStop both sleeps and execs", where)
+			}
+			grace := int64(30)
+			if g := pt.spec.Spec.TerminationGracePeriodSeconds; g != nil {
+				grace = *g
+			}
+			if grace < c.Lifecycle.PreStop.Sleep.Seconds+10 {
+				t.Errorf("%s: terminationGracePeriodSeconds %d leaves under 10 s after the %d s preStop sleep", where, grace, c.Lifecycle.PreStop.Sleep.Seconds)
+			}
+		}
+		for _, c := range pt.spec.Spec.Containers {
+			if first, _, ok := strings.Cut(c.Image, "/"); !ok || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+				t.Errorf("%s container %s: image %q has no registry host; write it in full (docker.io/...)", pt.owner, c.Name, c.Image)
+			}
+		}
+	}
+	if d := m.deployments["nginx"]; d != nil {
+		conf := string(readRepoFile(t, "nginx/nginx.conf"))
+		mt := regexp.MustCompile(`(?m)^worker_processes\s+(\S+);`).FindStringSubmatch(conf)
+		lim := d.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]
+		if mt == nil || mt[1] == "auto" {
+			t.Errorf("nginx.conf: worker_processes %v counts the node's CPUs, not the container's limit %s", mt, lim.String())
+		} else if n, err := strconv.Atoi(mt[1]); err != nil || int64(n)*1000 > max(lim.MilliValue(), 1000) {
+			t.Errorf("nginx.conf: worker_processes %s above the gateway's CPU limit %s", mt[1], lim.String())
+		}
+	}
+}
+
 // checkStorage: Postgres is a StatefulSet with a 10Gi claim.
 func checkStorage(t *testing.T, m *manifest) {
 	if len(m.statefulSets) != 1 || m.statefulSets[0].Name != "postgres" {
@@ -617,7 +698,7 @@ func checkStorage(t *testing.T, m *manifest) {
 	if want := resource.MustParse("10Gi"); got.Cmp(want) != 0 {
 		t.Errorf("StatefulSet/postgres claims %s, want 10Gi", got.String())
 	}
-	if !strings.HasPrefix(ss.Spec.Template.Spec.Containers[0].Image, "postgres:15") {
+	if !strings.HasPrefix(ss.Spec.Template.Spec.Containers[0].Image, "docker.io/library/postgres:15") {
 		t.Errorf("StatefulSet/postgres runs %s, want postgres:15", ss.Spec.Template.Spec.Containers[0].Image)
 	}
 }
@@ -659,11 +740,24 @@ func TestKubernetesNetworkPolicies(t *testing.T) {
 					t.Errorf("outside -> %s:8080 allowed=%v", dst.owner, in)
 				}
 			}
-			// Every pod reaches cluster DNS.
+			// Every pod reaches cluster DNS: the kube-dns pods, and on GKE
+			// NodeLocal DNSCache and Cloud DNS, which answer from
+			// link-local addresses (no pod to select).
 			dns := map[string]string{"k8s-app": "kube-dns"}
 			for _, src := range pts {
 				if !egressAllowed(m, src.spec.Labels, dns, true, 53) {
 					t.Errorf("%s cannot reach cluster DNS", src.owner)
+				}
+				for _, ip := range []string{"169.254.20.10", "169.254.169.254"} {
+					for _, proto := range []corev1.Protocol{corev1.ProtocolUDP, corev1.ProtocolTCP} {
+						if !egressAllowedToIP(m, src.spec.Labels, ip, proto, 53) {
+							t.Errorf("%s cannot reach DNS at %s:53/%s (GKE NodeLocal DNSCache / Cloud DNS)", src.owner, ip, proto)
+						}
+					}
+				}
+				// DNS, not everything: no other port at those addresses.
+				if egressAllowedToIP(m, src.spec.Labels, "169.254.169.254", corev1.ProtocolTCP, 80) {
+					t.Errorf("%s reaches the metadata server on port 80; only DNS is allowed", src.owner)
 				}
 			}
 		})
@@ -698,6 +792,10 @@ func peerMatches(peers []networkingv1.NetworkPolicyPeer, l map[string]string, fo
 			if p.IPBlock != nil {
 				return true
 			}
+			continue
+		}
+		if p.IPBlock != nil {
+			// Addresses outside the cluster (egressAllowedToIP), not pods.
 			continue
 		}
 		if foreign != (p.NamespaceSelector != nil) {
@@ -744,6 +842,65 @@ func egressAllowed(m *manifest, src, dst map[string]string, foreign bool, port i
 		}
 	}
 	return !isolated
+}
+
+// egressAllowedToIP: may a pod with labels src send to ip:port/proto
+// outside the cluster (an address no pod selector covers)?
+func egressAllowedToIP(m *manifest, src map[string]string, ip string, proto corev1.Protocol, port int32) bool {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		panic(err)
+	}
+	isolated := false
+	for _, np := range m.policies {
+		if !hasType(np, networkingv1.PolicyTypeEgress) || !selects(&np.Spec.PodSelector, src) {
+			continue
+		}
+		isolated = true
+		for _, r := range np.Spec.Egress {
+			if !portProtoAllowed(r.Ports, proto, port) {
+				continue
+			}
+			if len(r.To) == 0 {
+				return true
+			}
+			for _, p := range r.To {
+				if p.IPBlock == nil {
+					continue
+				}
+				pfx, err := netip.ParsePrefix(p.IPBlock.CIDR)
+				if err != nil || !pfx.Contains(addr) {
+					continue
+				}
+				excluded := false
+				for _, ex := range p.IPBlock.Except {
+					if e, err := netip.ParsePrefix(ex); err == nil && e.Contains(addr) {
+						excluded = true
+					}
+				}
+				if !excluded {
+					return true
+				}
+			}
+		}
+	}
+	return !isolated
+}
+
+func portProtoAllowed(ports []networkingv1.NetworkPolicyPort, proto corev1.Protocol, port int32) bool {
+	if len(ports) == 0 {
+		return true
+	}
+	for _, p := range ports {
+		pp := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			pp = *p.Protocol
+		}
+		if pp == proto && (p.Port == nil || (p.Port.Type == intstr.Int && p.Port.IntVal == port)) {
+			return true
+		}
+	}
+	return false
 }
 
 func allows(m *manifest, src, dst map[string]string, port int32) bool {

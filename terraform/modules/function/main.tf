@@ -53,10 +53,35 @@ resource "google_secret_manager_secret_iam_member" "fn" {
 
 # The database user: IAM authentication, no password. Table privileges are
 # granted by the migration job (MIGRATE_GRANT_TO).
+#
+# ABANDON: PostgreSQL refuses to DROP ROLE a user that still holds
+# privileges on tables (the migration job's grants), so a replacement (new
+# account name) or destroy would fail halfway. Terraform forgets the old
+# user instead; docs/deploy-gcp.md has the REASSIGN OWNED / DROP OWNED
+# runbook that removes it.
 resource "google_sql_user" "fn" {
-  name     = local.db_user
-  instance = var.common.sql_instance
-  type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+  name            = local.db_user
+  instance        = var.common.sql_instance
+  type            = "CLOUD_IAM_SERVICE_ACCOUNT"
+  deletion_policy = "ABANDON"
+}
+
+# IAM is eventually consistent: a new grant usually works within a minute
+# but may take several. Cloud Run resolves the secrets when it creates the
+# first revision, and fails it ("permission denied on secret") if the
+# grant is not effective yet. The service waits for this: it sleeps once
+# after the grants are created (and again whenever they are replaced).
+# terraform_data and local-exec are built into Terraform, so no other
+# provider is needed (hashicorp/time is not available offline here).
+resource "terraform_data" "iam_propagation" {
+  triggers_replace = concat(
+    [for b in google_secret_manager_secret_iam_member.fn : b.id],
+    [for b in google_project_iam_member.fn : b.id],
+  )
+
+  provisioner "local-exec" {
+    command = "sleep ${var.iam_propagation_seconds}"
+  }
 }
 
 resource "google_cloud_run_v2_service" "fn" {
@@ -179,6 +204,7 @@ resource "google_cloud_run_v2_service" "fn" {
     ]
   }
 
-  # The revision can start only once the account may read its secrets.
-  depends_on = [google_secret_manager_secret_iam_member.fn, google_project_iam_member.fn]
+  # The revision can start only once the account may read its secrets, and
+  # the grant has had time to propagate.
+  depends_on = [terraform_data.iam_propagation]
 }

@@ -44,3 +44,14 @@ variable "scaling" {
     db_max_overflow = number
   })
 }
+
+variable "iam_propagation_seconds" {
+  description = "Seconds to wait after the service account's grants are created before the Cloud Run service is created (IAM propagation)."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 600
+    error_message = "iam_propagation_seconds must be from 0 to 600."
+  }
+}

@@ -71,9 +71,10 @@ location @unavailable {
 }
 
 // Upstreams returns an upstreams.conf with one upstream group per function,
-// in routes.Functions order, whose servers are servers[fn] (host:port). It
-// fails when a function has no server.
-func Upstreams(comment string, servers map[string][]string) ([]byte, error) {
+// in routes.Functions order, whose servers are servers[fn] (host:port), each
+// with serverParams (e.g. "resolve") before the failure settings. It fails
+// when a function has no server.
+func Upstreams(comment string, servers map[string][]string, serverParams ...string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(header)
 	b.WriteString(comment)
@@ -87,7 +88,11 @@ func Upstreams(comment string, servers map[string][]string) ([]byte, error) {
 		for _, a := range addrs {
 			// A failed server is skipped for fail_timeout after max_fails
 			// errors; idempotent requests move on to the next one.
-			fmt.Fprintf(&b, "    server %s max_fails=3 fail_timeout=10s;\n", a)
+			params := ""
+			for _, p := range serverParams {
+				params += p + " "
+			}
+			fmt.Fprintf(&b, "    server %s %smax_fails=3 fail_timeout=10s;\n", a, params)
 		}
 		// Idle keepalive connections to the function, per worker. Recycling
 		// them every minute lets new replicas (and, behind a Kubernetes
@@ -109,6 +114,22 @@ func ComposeServers() map[string][]string {
 	return m
 }
 
+// ComposeResolver is Docker's embedded DNS server, as every container on a
+// user-defined network sees it.
+const ComposeResolver = "127.0.0.11"
+
+// ComposeComment starts upstreams.compose.conf. Its resolver directive and
+// the servers' resolve parameter make nginx re-resolve the service names
+// while it runs (every 10 s), so a recreated or rescaled function
+// container's new address is used without restarting nginx. resolve in an
+// upstream needs nginx 1.27.3 or newer (the compose image is 1.28).
+const ComposeComment = `# Docker Compose: each function is the compose service of the same name,
+# re-resolved through Docker's DNS every 10 s (resolve: nginx >= 1.27.3), so a
+# recreated container's new address is picked up without restarting nginx.
+resolver ` + ComposeResolver + ` valid=10s ipv6=off;
+resolver_timeout 5s;
+`
+
 // KubernetesServers returns the upstream servers on Kubernetes: each function
 // has a ClusterIP Service of the same name in Namespace.
 func KubernetesServers() map[string][]string {
@@ -122,7 +143,7 @@ func KubernetesServers() map[string][]string {
 // Files returns every generated file, by path relative to the repository
 // root.
 func Files() (map[string][]byte, error) {
-	compose, err := Upstreams("# Docker Compose: each function is the compose service of the same name.\n", ComposeServers())
+	compose, err := Upstreams(ComposeComment, ComposeServers(), "resolve")
 	if err != nil {
 		return nil, err
 	}
