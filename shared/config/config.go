@@ -66,6 +66,11 @@ type Config struct {
 	// to X-Forwarded-For; the client IP is the entry that many places from
 	// the right. 0 means the TCP peer address is the client.
 	TrustedProxyHops int
+	// ClientIPHeader names a header that the proxy in front sets to the
+	// client's address (CLIENT_IP_HEADER; Terraform sets it to the header
+	// the Google load balancer adds, X-Ratebill-Client-Ip). When set and
+	// present it wins over TrustedProxyHops.
+	ClientIPHeader string
 
 	// UnitPrice is the price of one metered request (BILLING_UNIT_PRICE,
 	// default 0.01), exact.
@@ -146,6 +151,8 @@ func Defaults() Config {
 	}
 }
 
+var headerNameRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
 // Variables lists every variable Load reads, for documentation and tests.
 var Variables = []string{
 	"DATABASE_URL", "CLOUD_SQL_INSTANCE", "CLOUD_SQL_IAM_AUTH", "CLOUD_SQL_PRIVATE_IP",
@@ -155,7 +162,8 @@ var Variables = []string{
 	"SIGNUP_RATE_LIMIT", "SIGNUP_RATE_WINDOW", "TRUSTED_PROXY_HOPS",
 	"BILLING_UNIT_PRICE", "BILLING_CURRENCY",
 	"INIT_DB", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE",
-	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT",
+	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "AUTH_NEGATIVE_CACHE_TTL", "AUTH_FAIL_LIMIT", "AUTH_FAIL_WINDOW",
+	"CLIENT_IP_HEADER", "USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT",
 	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT",
 }
 
@@ -181,6 +189,10 @@ func Load(getenv func(string) string) (Config, error) {
 	p.integer("SIGNUP_RATE_LIMIT", &c.SignupRateLimit, 1, 1<<40)
 	p.seconds("SIGNUP_RATE_WINDOW", &c.SignupRateWindow, 1, 366*86400)
 	p.integerInt("TRUSTED_PROXY_HOPS", &c.TrustedProxyHops, 0, 16)
+	c.ClientIPHeader = p.str("CLIENT_IP_HEADER")
+	if c.ClientIPHeader != "" && !headerNameRE.MatchString(c.ClientIPHeader) {
+		p.fail("CLIENT_IP_HEADER", c.ClientIPHeader, "an HTTP header name such as X-Ratebill-Client-Ip")
+	}
 
 	if v := p.str("BILLING_UNIT_PRICE"); v != "" {
 		d, err := decimal.NewFromString(v)

@@ -21,6 +21,7 @@ import (
 	"github.com/ratebill/platform/shared/auth"
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/gate"
+	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/meter"
 	"github.com/ratebill/platform/shared/postgres"
 	"github.com/ratebill/platform/shared/ratelimit"
@@ -60,11 +61,11 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
 	}
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
-		UserLimit:        ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
-		SignupLimit:      ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
-		FailOpen:         cfg.RateLimitFailOpen,
-		TrustedProxyHops: cfg.TrustedProxyHops,
-		AuthFailLimit:    ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
+		UserLimit:     ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
+		SignupLimit:   ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
+		FailOpen:      cfg.RateLimitFailOpen,
+		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
+		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
 	})
 	return d, nil
 }

@@ -63,8 +63,9 @@ type Options struct {
 	// FailOpen serves requests unlimited (still recorded) when Redis
 	// cannot decide (RATE_LIMIT_FAIL_OPEN); otherwise they get 503.
 	FailOpen bool
-	// TrustedProxyHops locates the client IP in X-Forwarded-For.
-	TrustedProxyHops int
+	// ClientAddr locates the client's address (CLIENT_IP_HEADER,
+	// TRUSTED_PROXY_HOPS).
+	ClientAddr httpapi.ClientAddr
 	// AuthFailLimit bounds the failed authentications per client address
 	// that are looked up in Postgres (AUTH_FAIL_LIMIT per
 	// AUTH_FAIL_WINDOW); zero Requests disables it. It applies where end
@@ -184,7 +185,7 @@ func (g *Gate) authenticateClient(w http.ResponseWriter, r *http.Request) (share
 	if p, ok := g.auth.Cached(key); ok {
 		return p, nil
 	}
-	failKey := "authfail:" + httpapi.ClientIP(r, g.opts.TrustedProxyHops)
+	failKey := "authfail:" + httpapi.ClientIP(r, g.opts.ClientAddr)
 	if st, err := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 0); err == nil && st.Remaining == 0 {
 		st.Allowed, st.RetryAfter = false, st.ResetAfter
 		SetRateLimitHeaders(w.Header(), "auth-failures", st)
@@ -242,7 +243,7 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 // It fails the same way as the user limit.
 func (g *Gate) IPLimited(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.TrustedProxyHops), g.opts.SignupLimit)
+		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.ClientAddr), g.opts.SignupLimit)
 		if enforced {
 			SetRateLimitHeaders(w.Header(), "signup", res)
 		}

@@ -106,8 +106,41 @@ func TestClientIP(t *testing.T) {
 			if tt.xff != "" {
 				r.Header.Set("X-Forwarded-For", tt.xff)
 			}
-			if got := ClientIP(r, tt.hops); got != tt.want {
+			if got := ClientIP(r, ClientAddr{Hops: tt.hops}); got != tt.want {
 				t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientIPHeader: the load balancer's own header (CLIENT_IP_HEADER)
+// wins over X-Forwarded-For, its right-most value counts (a client
+// cannot plant an address in front of the one the proxy appends), and
+// an absent or invalid value falls back to the hops rule.
+func TestClientIPHeader(t *testing.T) {
+	t.Parallel()
+	const h = "X-Ratebill-Client-Ip"
+	tests := []struct {
+		name, header, xff, want string
+	}{
+		{"header wins", "198.51.100.7", "6.6.6.6, 34.1.2.3", "198.51.100.7"},
+		{"appended after a planted value", "6.6.6.6, 198.51.100.7", "", "198.51.100.7"},
+		{"ipv6", "2001:db8::7", "", "2001:db8::7"},
+		{"absent: hops", "", "198.51.100.9, 34.1.2.3", "198.51.100.9"},
+		{"garbage: hops", "not-an-ip", "198.51.100.9, 34.1.2.3", "198.51.100.9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = "169.254.1.1:80"
+			if tt.header != "" {
+				r.Header.Set(h, tt.header)
+			}
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := ClientIP(r, ClientAddr{Header: h, Hops: 2}); got != tt.want {
+				t.Fatalf("%q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -8,8 +8,6 @@
 package redisconn
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratebill/platform/shared/config"
+	"github.com/ratebill/platform/shared/redistls"
 )
 
 // Options maps cfg onto go-redis options.
@@ -35,12 +34,13 @@ func Options(cfg config.Config) (*redis.Options, error) {
 		if opt.TLSConfig == nil {
 			return nil, errors.New("REDIS_CA_CERT is set but REDIS_URL is not rediss://")
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(cfg.RedisCACert)) {
-			return nil, errors.New("REDIS_CA_CERT: no PEM certificate found")
+		// Memorystore's certificate names its IP only in the legacy CN:
+		// verify the chain against the instance's CA, not the host name.
+		tc, err := redistls.Config([]byte(cfg.RedisCACert))
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_CA_CERT: %w", err)
 		}
-		opt.TLSConfig.RootCAs = pool
-		opt.TLSConfig.MinVersion = tls.VersionTLS12
+		opt.TLSConfig = tc
 	}
 	opt.DialTimeout = 2 * time.Second
 	opt.ReadTimeout = time.Second
