@@ -27,7 +27,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     esac; \
     mkdir -p /out; \
     (cd "$dir" && go build -trimpath -ldflags="-s -w" -o /out/app "$pkg"); \
-    (cd / && go build -trimpath -ldflags="-s -w" -o /out/healthcheck /src/verify/local/cmd/healthcheck/main.go)
+    (cd / && go build -trimpath -ldflags="-s -w" -o /out/healthcheck /src/shared/cmd/healthcheck/main.go)
 
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532), tzdata;
 # no shell, no package manager.

@@ -8,29 +8,30 @@ import (
 	"testing"
 
 	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/routes/routers"
 )
 
 // TestRoutesFileMatchesTable fails when terraform/routes.auto.tf.json is
-// not what routes.Table generates: run `go run ./cmd/genroutes`.
+// not what routes.Table generates: run `go run ./shared/cmd/genrouters`.
 func TestRoutesFileMatchesTable(t *testing.T) {
-	want, err := RoutesTerraformJSON()
+	want, err := routers.RoutesTerraformJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(repoRoot(t), RoutesFile)
+	path := filepath.Join(repoRoot(t), routers.RoutesFile)
 	got, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (generate it: cd verify/cloud && go run ./cmd/genroutes)", err)
+		t.Fatalf("%v (generate it: go run ./shared/cmd/genrouters)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from shared/routes.Table; regenerate it: cd verify/cloud && go run ./cmd/genroutes\n--- committed\n%s\n--- generated\n%s", RoutesFile, got, want)
+		t.Errorf("%s differs from shared/routes.Table; regenerate it: go run ./shared/cmd/genrouters\n--- committed\n%s\n--- generated\n%s", routers.RoutesFile, got, want)
 	}
 }
 
 // TestRoutesTerraformJSON checks the generated document itself: every row
 // of the table, each path once, to its function, and nothing else.
 func TestRoutesTerraformJSON(t *testing.T) {
-	b, err := RoutesTerraformJSON()
+	b, err := routers.RoutesTerraformJSON()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/routes"
-	"github.com/ratebill/platform/verify/local/gateway"
+	"github.com/ratebill/platform/shared/routes/routers"
 )
 
 // loadCompose loads a compose file with compose-go's full loader: schema
@@ -191,7 +191,7 @@ func TestComposeRoutesEqualRoutingTable(t *testing.T) {
 	ups := parseUpstreams(readRepoFile(t, "nginx/upstreams.compose.conf"))
 	byUpstream := map[string]string{}
 	for _, fn := range routes.Functions {
-		byUpstream[gateway.UpstreamName(fn)] = fn
+		byUpstream[routers.UpstreamName(fn)] = fn
 	}
 	for path, up := range parseRoutes(t, readRepoFile(t, "nginx/routes.conf")) {
 		fn, _ := routes.FunctionFor(path)

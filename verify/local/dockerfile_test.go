@@ -215,7 +215,7 @@ func TestDockerignore(t *testing.T) {
 		"functions/usage/cmd/main.go":                 false,
 		"shared/go.mod":                               false,
 		"shared/routes/routes.go":                     false,
-		"verify/local/cmd/healthcheck/main.go":        false,
+		"shared/cmd/healthcheck/main.go":              false,
 	} {
 		excluded, err := pm.MatchesOrParentMatches(path)
 		if err != nil {

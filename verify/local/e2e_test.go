@@ -13,7 +13,7 @@ import (
 
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/tools/stack"
-	"github.com/ratebill/platform/verify/local/gateway"
+	"github.com/ratebill/platform/shared/routes/routers"
 )
 
 // TestSeedFlowThroughNginx runs the four functions as separate processes
@@ -42,7 +42,7 @@ func TestSeedFlowThroughNginx(t *testing.T) {
 			servers[fn] = append(servers[fn], strings.TrimPrefix(u, "http://"))
 		}
 	}
-	ups, err := gateway.Upstreams("# test: the stack's function processes\n", servers)
+	ups, err := routers.Upstreams("# test: the stack's function processes\n", servers)
 	if err != nil {
 		t.Fatal(err)
 	}

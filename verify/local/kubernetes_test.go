@@ -34,7 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ratebill/platform/shared/routes"
-	"github.com/ratebill/platform/verify/local/gateway"
+	"github.com/ratebill/platform/shared/routes/routers"
 )
 
 // overlays are the deployable kustomizations.
@@ -328,13 +328,13 @@ func TestKubernetesPolicies(t *testing.T) {
 }
 
 func checkNamespace(t *testing.T, m *manifest) {
-	if len(m.namespaces) != 1 || m.namespaces[0].Name != gateway.Namespace {
-		t.Errorf("namespaces %v, want exactly %s", m.namespaces, gateway.Namespace)
+	if len(m.namespaces) != 1 || m.namespaces[0].Name != routers.Namespace {
+		t.Errorf("namespaces %v, want exactly %s", m.namespaces, routers.Namespace)
 	}
 	for _, obj := range m.all {
 		meta := objectMeta(obj)
-		if _, isNS := obj.(*corev1.Namespace); !isNS && meta.Namespace != gateway.Namespace {
-			t.Errorf("%T %s is in namespace %q, want %s", obj, meta.Name, meta.Namespace, gateway.Namespace)
+		if _, isNS := obj.(*corev1.Namespace); !isNS && meta.Namespace != routers.Namespace {
+			t.Errorf("%T %s is in namespace %q, want %s", obj, meta.Name, meta.Namespace, routers.Namespace)
 		}
 	}
 }
@@ -913,7 +913,7 @@ func allows(m *manifest, src, dst map[string]string, port int32) bool {
 // the function's Service, and that Service selects the pods of the
 // Deployment running the function's image.
 func TestKubernetesRoutesEqualRoutingTable(t *testing.T) {
-	files, err := gateway.Files()
+	files, err := routers.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -962,16 +962,16 @@ func TestKubernetesRoutesEqualRoutingTable(t *testing.T) {
 			}
 			ups := parseUpstreams([]byte(cm.Data["upstreams.conf"]))
 			for _, fn := range routes.Functions {
-				servers := ups[gateway.UpstreamName(fn)]
+				servers := ups[routers.UpstreamName(fn)]
 				if len(servers) != 1 {
-					t.Errorf("upstream %s: servers %v, want the function's Service", gateway.UpstreamName(fn), servers)
+					t.Errorf("upstream %s: servers %v, want the function's Service", routers.UpstreamName(fn), servers)
 					continue
 				}
 				host, port, _ := strings.Cut(servers[0], ":")
 				name, ns, _ := strings.Cut(strings.TrimSuffix(host, ".svc.cluster.local"), ".")
 				svc := findService(m, name, ns)
 				if svc == nil {
-					t.Errorf("upstream %s: %s names no Service of the overlay", gateway.UpstreamName(fn), servers[0])
+					t.Errorf("upstream %s: %s names no Service of the overlay", routers.UpstreamName(fn), servers[0])
 					continue
 				}
 				if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return fmt.Sprint(p.Port) == port }) {

@@ -22,19 +22,19 @@ import (
 	"time"
 
 	"github.com/ratebill/platform/shared/routes"
-	"github.com/ratebill/platform/verify/local/gateway"
+	"github.com/ratebill/platform/shared/routes/routers"
 )
 
 // TestGeneratedNginxFilesAreCurrent fails when a committed generated file
-// differs from what `go run ./verify/local/cmd/gennginx` writes.
+// differs from what `go run ./shared/cmd/genrouters` writes.
 func TestGeneratedNginxFilesAreCurrent(t *testing.T) {
-	files, err := gateway.Files()
+	files, err := routers.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range gateway.SortedPaths(files) {
+	for _, p := range routers.SortedPaths(files) {
 		if got := readRepoFile(t, p); !bytes.Equal(got, files[p]) {
-			t.Errorf("%s is out of date: run `go run ./verify/local/cmd/gennginx` from the repository root", p)
+			t.Errorf("%s is out of date: run `go run ./shared/cmd/genrouters` from the repository root", p)
 		}
 	}
 }
@@ -75,7 +75,7 @@ func parseUpstreams(conf []byte) map[string][]string {
 func wantRoutes() map[string]string {
 	m := map[string]string{}
 	for _, r := range routes.Table {
-		m[r.Path] = gateway.UpstreamName(r.Function)
+		m[r.Path] = routers.UpstreamName(r.Function)
 	}
 	return m
 }
@@ -90,16 +90,16 @@ func TestNginxRoutesEqualRoutingTable(t *testing.T) {
 		t.Errorf("nginx/routes.conf routes\n%v\nwant (shared/routes)\n%v", got, want)
 	}
 	for file, hosts := range map[string]map[string][]string{
-		"nginx/upstreams.compose.conf":    gateway.ComposeServers(),
-		"nginx/upstreams.kubernetes.conf": gateway.KubernetesServers(),
+		"nginx/upstreams.compose.conf":    routers.ComposeServers(),
+		"nginx/upstreams.kubernetes.conf": routers.KubernetesServers(),
 	} {
 		ups := parseUpstreams(readRepoFile(t, file))
 		if len(ups) != len(routes.Functions) {
 			t.Errorf("%s: %d upstreams, want one per function (%d)", file, len(ups), len(routes.Functions))
 		}
 		for _, fn := range routes.Functions {
-			if g := ups[gateway.UpstreamName(fn)]; !slices.Equal(g, hosts[fn]) {
-				t.Errorf("%s: upstream %s has servers %v, want %v", file, gateway.UpstreamName(fn), g, hosts[fn])
+			if g := ups[routers.UpstreamName(fn)]; !slices.Equal(g, hosts[fn]) {
+				t.Errorf("%s: upstream %s has servers %v, want %v", file, routers.UpstreamName(fn), g, hosts[fn])
 			}
 		}
 	}
@@ -249,7 +249,7 @@ func TestGatewayBehaviour(t *testing.T) {
 			servers[fn] = append(servers[fn], f.addr)
 		}
 	}
-	ups, err := gateway.Upstreams("# test: fake functions on loopback ports\n", servers)
+	ups, err := routers.Upstreams("# test: fake functions on loopback ports\n", servers)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package cloud
+package routers
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ type routesLocals struct {
 // keys) and ends with a newline.
 func RoutesTerraformJSON() ([]byte, error) {
 	doc := routesDoc{
-		Comment: "Generated from shared/routes.Table by `go run ./cmd/genroutes` in verify/cloud. DO NOT EDIT: TestRoutesFileMatchesTable fails when this file and the table differ.",
+		Comment: "Generated from shared/routes.Table by `go run ./shared/cmd/genrouters`. DO NOT EDIT: TestRoutesFileMatchesTable fails when this file and the table differ.",
 		Locals:  routesLocals{Routes: map[string]string{}},
 	}
 	for _, r := range routes.Table {
