@@ -34,7 +34,7 @@ const (
 	StopGrace = 10 * time.Second
 )
 
-// Options says what Start runs.
+// Options says what Start runs for a test.
 type Options struct {
 	DatabaseURL string            // required: DATABASE_URL of every process (already migrated: INIT_DB=false)
 	RedisURL    string            // required: REDIS_URL of every process
@@ -42,95 +42,139 @@ type Options struct {
 	Replicas    map[string]int    // function name -> number of processes (default 1; 0 also means 1)
 }
 
-// Stack is the set of running function processes of one test.
+// Stack is the Fleet of one test.
 type Stack struct {
+	*Fleet
+	t testing.TB
+}
+
+// Fleet is a set of running function processes: what the test stack and
+// `make run -separate` both start, so one supervisor serves both.
+type Fleet struct {
 	// Instances maps function name (routes.Users, ...) to the base URLs of
 	// its processes, e.g. "http://127.0.0.1:41234".
 	Instances map[string][]string
 
-	t     testing.TB
 	procs map[string][]*instance
+	all   []*instance
 }
 
-// Start builds the four function binaries (once per test binary) and starts
-// them as separate processes on free loopback ports, each with the parent's
-// environment less the platform's variables, plus PORT, DATABASE_URL,
-// REDIS_URL, INIT_DB=false, LOG_LEVEL=warn and opt.Env. It waits until each
-// answers GET /livez and stops them (SIGTERM, then SIGKILL after StopGrace)
-// when the test ends. A process's output goes to a log file in the test's
-// temporary folder, printed when the test fails.
+// FleetOptions says what StartFleet runs.
+type FleetOptions struct {
+	Env      []string       // the whole environment of every process (PORT is added)
+	Replicas map[string]int // function name -> number of processes (default 1)
+	LogDir   string         // each process's output goes to LogDir/<fn>-<i>.log
+	// Dir is the working folder of the processes (the tests use an empty
+	// one, so no .env of the repository is picked up); default LogDir.
+	Dir string
+}
+
+// StartFleet builds the four function binaries (once per process) and
+// starts them on free loopback ports, in parallel, waiting until each
+// answers GET /livez with its own pid. On error, whatever started is
+// stopped.
+func StartFleet(opt FleetOptions) (*Fleet, error) {
+	for fn := range opt.Replicas {
+		if !slices.Contains(routes.Functions, fn) {
+			return nil, fmt.Errorf("stack: Replicas names unknown function %q (want one of %v)", fn, routes.Functions)
+		}
+	}
+	bins, err := buildFunctions()
+	if err != nil {
+		return nil, fmt.Errorf("building the functions: %w", err)
+	}
+	if opt.Dir == "" {
+		opt.Dir = opt.LogDir
+	}
+	f := &Fleet{Instances: map[string][]string{}, procs: map[string][]*instance{}}
+	for _, fn := range routes.Functions {
+		for i := range max(opt.Replicas[fn], 1) {
+			in := &instance{
+				name:    fmt.Sprintf("%s[%d]", fn, i),
+				bin:     bins[fn],
+				env:     opt.Env,
+				dir:     opt.Dir,
+				logPath: filepath.Join(opt.LogDir, fmt.Sprintf("%s-%d.log", fn, i)),
+			}
+			f.procs[fn] = append(f.procs[fn], in)
+			f.all = append(f.all, in)
+		}
+	}
+	errs := make([]error, len(f.all))
+	var wg sync.WaitGroup
+	for k, in := range f.all {
+		wg.Go(func() { errs[k] = in.start(0) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		f.Stop()
+		return nil, fmt.Errorf("starting the functions: %w", err)
+	}
+	for fn, ins := range f.procs {
+		for _, in := range ins {
+			f.Instances[fn] = append(f.Instances[fn], in.url())
+		}
+	}
+	return f, nil
+}
+
+// Stop stops every process (SIGTERM, then SIGKILL after StopGrace) in
+// parallel and reports those that did not exit cleanly.
+func (f *Fleet) Stop() error {
+	errs := make([]error, len(f.all))
+	var wg sync.WaitGroup
+	for k, in := range f.all {
+		wg.Go(func() {
+			if err := in.stop(); err != nil && !errors.Is(err, errNotRunning) {
+				errs[k] = fmt.Errorf("stopping %s: %w", in.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// crashed lists the processes that exited without being stopped.
+func (f *Fleet) crashed() []*instance {
+	var out []*instance
+	for _, in := range f.all {
+		in.mu.Lock()
+		if in.done != nil && !in.stopped && isClosed(in.done) {
+			out = append(out, in)
+		}
+		in.mu.Unlock()
+	}
+	return out
+}
+
+// Start starts a Fleet for a test: the parent's environment less the
+// platform's variables, plus DATABASE_URL, REDIS_URL, INIT_DB=false,
+// LOG_LEVEL=warn and opt.Env, logs in the test's temporary folder
+// (printed when the test fails), stopped when the test ends; a process
+// that exited during the test without being stopped fails it.
 func Start(t testing.TB, opt Options) *Stack {
 	t.Helper()
 	if opt.DatabaseURL == "" || opt.RedisURL == "" {
 		t.Fatal("stack.Start: Options.DatabaseURL and Options.RedisURL are required (stack.Postgres(t), stack.Redis(t).URL)")
 	}
-	for fn := range opt.Replicas {
-		if !slices.Contains(routes.Functions, fn) {
-			t.Fatalf("stack.Start: Replicas names unknown function %q (want one of %v)", fn, routes.Functions)
-		}
-	}
-	bins, err := buildFunctions()
+	f, err := StartFleet(FleetOptions{Env: processEnv(opt), Replicas: opt.Replicas, LogDir: t.TempDir()})
 	if err != nil {
-		t.Fatalf("building the functions: %v", err)
-	}
-	s := &Stack{Instances: map[string][]string{}, t: t, procs: map[string][]*instance{}}
-	env := processEnv(opt)
-	logDir := t.TempDir()
-
-	var all []*instance
-	for _, fn := range routes.Functions {
-		n := max(opt.Replicas[fn], 1)
-		for i := range n {
-			in := &instance{
-				name:    fmt.Sprintf("%s[%d]", fn, i),
-				bin:     bins[fn],
-				env:     env,
-				dir:     logDir,
-				logPath: filepath.Join(logDir, fmt.Sprintf("%s-%d.log", fn, i)),
-			}
-			s.procs[fn] = append(s.procs[fn], in)
-			all = append(all, in)
-		}
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		var wg sync.WaitGroup
-		for _, in := range all {
-			in.mu.Lock()
-			crashed := in.done != nil && !in.stopped && isClosed(in.done)
-			in.mu.Unlock()
-			if crashed {
-				t.Errorf("%s exited during the test without being stopped: %v", in.name, in.err)
-			}
-			wg.Go(func() {
-				if err := in.stop(); err != nil && !errors.Is(err, errNotRunning) {
-					t.Errorf("stopping %s: %v", in.name, err)
-				}
-			})
+		for _, in := range f.crashed() {
+			t.Errorf("%s exited during the test without being stopped: %v", in.name, in.err)
 		}
-		wg.Wait()
+		if err := f.Stop(); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
-			for _, in := range all {
+			for _, in := range f.all {
 				t.Logf("log of %s (%s):\n%s", in.name, in.url(), tail(in.logPath))
 			}
 		}
 	})
-
-	// Start every process, then wait for all: they boot in parallel.
-	errs := make([]error, len(all))
-	var wg sync.WaitGroup
-	for k, in := range all {
-		wg.Go(func() { errs[k] = in.start(0) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatalf("starting the functions: %v", err)
-	}
-	for fn, ins := range s.procs {
-		for _, in := range ins {
-			s.Instances[fn] = append(s.Instances[fn], in.url())
-		}
-	}
-	return s
+	return &Stack{Fleet: f, t: t}
 }
 
 // StopInstance stops process i of function fn (SIGTERM, then SIGKILL after

@@ -23,10 +23,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -39,6 +37,7 @@ import (
 	"github.com/ratebill/platform/shared/serve"
 	"github.com/ratebill/platform/tools/devserver"
 	"github.com/ratebill/platform/tools/gateway"
+	"github.com/ratebill/platform/tools/stack"
 )
 
 func main() {
@@ -144,12 +143,25 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 
 	backends := map[string]http.Handler{}
 	if separate {
-		procs, err := startFunctions(ctx, abs, usageReplicas)
-		stops = append(stops, procs.stop)
+		// The same supervisor as the test stack: each function built and
+		// run as its own process, as on Cloud Run (this process migrated
+		// already, so INIT_DB=false; behind the gateway's proxy, one hop).
+		logDir := filepath.Join(abs, "logs")
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			return err
+		}
+		fleet, err := stack.StartFleet(stack.FleetOptions{
+			Env:      append(os.Environ(), "HOST=127.0.0.1", "INIT_DB=false", "TRUSTED_PROXY_HOPS=1"),
+			Replicas: map[string]int{routes.Usage: max(usageReplicas, 1)},
+			LogDir:   logDir,
+			Dir:      ".",
+		})
 		if err != nil {
 			return err
 		}
-		for fn, urls := range procs.urls {
+		stops = append(stops, fleet.Stop)
+		log.Printf("started the functions as separate processes %v (logs in %s)", fleet.Instances, logDir)
+		for fn, urls := range fleet.Instances {
 			if backends[fn], err = gateway.Proxy(urls); err != nil {
 				return err
 			}
@@ -166,80 +178,6 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 	// The same server and drain as a deployed function: timeouts, header
 	// limit, Shutdown on SIGTERM, then pending usage flushed.
 	return serve.Serve(ctx, ln, serve.NewServer(gw, serve.DefaultTimeouts), d)
-}
-
-type functionProcs struct {
-	urls map[string][]string
-	cmds []*exec.Cmd
-}
-
-func (p *functionProcs) stop() error {
-	for _, c := range p.cmds {
-		c.Process.Signal(syscall.SIGTERM)
-	}
-	for _, c := range p.cmds {
-		c.Wait()
-	}
-	return nil
-}
-
-// startFunctions builds each function's cmd and starts it on a free port,
-// behind the gateway (TRUSTED_PROXY_HOPS=1, INIT_DB=false: this process
-// migrated already).
-func startFunctions(ctx context.Context, dataDir string, usageReplicas int) (*functionProcs, error) {
-	procs := &functionProcs{urls: map[string][]string{}}
-	bin := filepath.Join(dataDir, "bin")
-	for _, fn := range routes.Functions {
-		out := filepath.Join(bin, fn)
-		build := exec.CommandContext(ctx, "go", "build", "-o", out, "./functions/"+fn+"/cmd")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return procs, fmt.Errorf("building %s: %w", fn, err)
-		}
-		n := 1
-		if fn == routes.Usage {
-			n = max(usageReplicas, 1)
-		}
-		for i := 0; i < n; i++ {
-			port, err := devserver.FreePort()
-			if err != nil {
-				return procs, err
-			}
-			c := exec.Command(out)
-			c.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "INIT_DB=false", "TRUSTED_PROXY_HOPS=1")
-			c.Stdout, c.Stderr = os.Stdout, os.Stderr
-			c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-			if err := c.Start(); err != nil {
-				return procs, fmt.Errorf("starting %s: %w", fn, err)
-			}
-			procs.cmds = append(procs.cmds, c)
-			u := fmt.Sprintf("http://127.0.0.1:%d", port)
-			if err := waitLive(ctx, u); err != nil {
-				return procs, fmt.Errorf("%s did not start: %w", fn, err)
-			}
-			procs.urls[fn] = append(procs.urls[fn], u)
-			log.Printf("started %s #%d at %s", fn, i+1, u)
-		}
-	}
-	return procs, nil
-}
-
-func waitLive(ctx context.Context, base string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/livez"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return errors.New("no answer on /livez within 20s")
 }
 
 func logFile(dir, name string) io.Writer {
