@@ -46,6 +46,7 @@ type Response struct {
 	UserID        int64  `json:"user_id"`
 	Username      string `json:"username"`
 	TotalRequests int64  `json:"total_requests"`
+	TotalUnits    int64  `json:"total_units"`
 	// Window is null only while the limit is not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN=true).
 	Window *Window `json:"window"`
@@ -54,7 +55,7 @@ type Response struct {
 func serveUsage(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
 	m, _ := gate.MeteringFrom(r.Context())
-	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total}
+	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits}
 	if m.Limited {
 		l := m.Limit
 		resp.Window = &Window{
@@ -85,6 +86,8 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, r.Username)
 	b = append(b, `,"total_requests":`...)
 	b = strconv.AppendInt(b, r.TotalRequests, 10)
+	b = append(b, `,"total_units":`...)
+	b = strconv.AppendInt(b, r.TotalUnits, 10)
 	b = append(b, `,"window":`...)
 	if r.Window == nil {
 		b = append(b, "null"...)
