@@ -1,6 +1,7 @@
 // Package usage is the usage function: GET /usage, the metered,
 // rate-limited endpoint that reports the caller's running total and the
-// current window.
+// current window, and POST /verify, which meters a call of another API
+// whose key (and cost) travel in the body.
 package usage
 
 import (
@@ -24,10 +25,12 @@ func init() {
 }
 
 // Handler returns the usage function's handler on d: its routes, wired
-// from the routing table (GET /usage is metered there).
+// from the routing table (GET /usage is metered there; POST /verify
+// calls the gate itself).
 func Handler(d *deps.Deps) (http.Handler, error) {
 	return serve.Router(routes.Usage, d.Gate, serve.Handlers{
-		"GET /usage": http.HandlerFunc(serveUsage),
+		"GET /usage":   http.HandlerFunc(serveUsage),
+		"POST /verify": &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 	}, serve.OptionsFor(d))
 }
 
