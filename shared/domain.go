@@ -26,19 +26,26 @@ type UsageEvent struct {
 	UserID    int64
 	RequestID string // unique per user; a repeated id is not counted again
 	Endpoint  string // the route's label, e.g. "/usage"
+	// Units is the call's cost in units; 0 means 1 (a call without a
+	// cost). Limits, usage and bills count units.
+	Units int64
 }
 
 // UsageResult is the outcome of recording one UsageEvent.
 type UsageResult struct {
 	// Total is the user's metered requests so far, this one included.
 	Total int64
-	// Duplicate reports that the request id had already been recorded.
+	// TotalUnits is the user's metered units so far, this one included.
+	TotalUnits int64
+	// Duplicate reports that the request id had already been recorded:
+	// nothing was added (Total and TotalUnits are the current totals).
 	Duplicate bool
 }
 
 // Period is a billed span on the database clock, with the metered
-// requests it holds.
+// requests (admitted calls) and units it holds.
 type Period struct {
 	Start, End time.Time
 	Requests   int64
+	Units      int64
 }

@@ -13,6 +13,7 @@ type Code string
 const (
 	EInvalid          Code = "validation-failed"      // 422: well-formed request, invalid fields
 	EMalformed        Code = "malformed-request"      // 400: body is not valid JSON
+	EInvalidRequestID Code = "invalid-request-id"     // 400: a request id that breaks the rule (8-128 of A-Z a-z 0-9 . _ : -)
 	EUnauthorized     Code = "unauthorized"           // 401: missing, malformed or unknown key
 	ENotFound         Code = "not-found"              // 404
 	EMethod           Code = "method-not-allowed"     // 405
@@ -26,7 +27,7 @@ const (
 
 // Codes lists every code, in status order, for generators (the nginx
 // problem bodies) and tests.
-var Codes = []Code{EMalformed, EUnauthorized, ENotFound, EMethod, EConflict, ETooLarge,
+var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ENotFound, EMethod, EConflict, ETooLarge,
 	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.

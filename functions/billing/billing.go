@@ -1,5 +1,6 @@
 // Package billing is the billing function: GET /billing, the caller's
-// bill for the last 24 hours, exact to the cent. It is not metered.
+// bill for the last 24 hours (units × unit price), exact to the cent. It
+// is not metered.
 package billing
 
 import (
@@ -48,7 +49,8 @@ type Response struct {
 	UserID      int64     `json:"user_id"`
 	PeriodStart time.Time `json:"period_start"`
 	PeriodEnd   time.Time `json:"period_end"`
-	Requests    int64     `json:"requests"`
+	Requests    int64     `json:"requests"` // admitted calls
+	Units       int64     `json:"units"`    // their cost in units; Amount is Units × UnitPrice
 	UnitPrice   string    `json:"unit_price"`
 	Amount      string    `json:"amount"`
 	Currency    string    `json:"currency"`
@@ -61,12 +63,13 @@ func (s *server) bill(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	st := pricing.NewStatement(period.Start, period.End, period.Requests, s.unitPrice, s.currency)
+	st := pricing.NewStatement(period.Start, period.End, period.Requests, period.Units, s.unitPrice, s.currency)
 	httpapi.JSON(w, http.StatusOK, Response{
 		UserID:      p.UserID,
 		PeriodStart: st.Start,
 		PeriodEnd:   st.End,
 		Requests:    st.Requests,
+		Units:       st.Units,
 		UnitPrice:   pricing.FormatUnitPrice(st.UnitPrice),
 		Amount:      pricing.FormatAmount(st.Amount),
 		Currency:    st.Currency,

@@ -12,8 +12,9 @@ import (
 )
 
 // TestBillingHandler calls the handler the way golang-samples' function
-// tests do, against a real database: three requests at a sub-cent price
-// are billed exactly, rounded half up to the cent.
+// tests do, against a real database: three requests of no cost and one of
+// cost 4 at a sub-cent price are billed by units, exactly, rounded half up
+// to the cent.
 func TestBillingHandler(t *testing.T) {
 	t.Parallel()
 	d := depstest.New(t, map[string]string{"BILLING_UNIT_PRICE": "0.015", "BILLING_CURRENCY": "EUR"})
@@ -27,6 +28,10 @@ func TestBillingHandler(t *testing.T) {
 		if _, err := d.Recorder.Record(ctx, shared.UsageEvent{UserID: u.ID, RequestID: id, Endpoint: "/usage"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// One call of cost 4: four units, one request.
+	if _, err := d.Recorder.Record(ctx, shared.UsageEvent{UserID: u.ID, RequestID: "d1234567", Endpoint: "GET /forecast", Units: 4}); err != nil {
+		t.Fatal(err)
 	}
 
 	h, err := Handler(d)
@@ -45,8 +50,8 @@ func TestBillingHandler(t *testing.T) {
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 			t.Fatal(err)
 		}
-		// 3 × 0.015 = 0.045 → 0.05
-		if resp.Requests != 3 || resp.Amount != "0.05" || resp.UnitPrice != "0.015" || resp.Currency != "EUR" || resp.UserID != u.ID {
+		// 7 units × 0.015 = 0.105 → 0.11 (half up); 4 requests.
+		if resp.Requests != 4 || resp.Units != 7 || resp.Amount != "0.11" || resp.UnitPrice != "0.015" || resp.Currency != "EUR" || resp.UserID != u.ID {
 			t.Fatalf("%s: %+v", path, resp)
 		}
 	}

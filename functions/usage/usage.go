@@ -1,6 +1,7 @@
 // Package usage is the usage function: GET /usage, the metered,
 // rate-limited endpoint that reports the caller's running total and the
-// current window.
+// current window, and POST /verify, which meters a call of another API
+// whose key (and cost) travel in the body.
 package usage
 
 import (
@@ -24,10 +25,12 @@ func init() {
 }
 
 // Handler returns the usage function's handler on d: its routes, wired
-// from the routing table (GET /usage is metered there).
+// from the routing table (GET /usage is metered there; POST /verify
+// calls the gate itself).
 func Handler(d *deps.Deps) (http.Handler, error) {
 	return serve.Router(routes.Usage, d.Gate, serve.Handlers{
-		"GET /usage": http.HandlerFunc(serveUsage),
+		"GET /usage":   http.HandlerFunc(serveUsage),
+		"POST /verify": &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 	}, serve.OptionsFor(d))
 }
 
@@ -46,6 +49,7 @@ type Response struct {
 	UserID        int64  `json:"user_id"`
 	Username      string `json:"username"`
 	TotalRequests int64  `json:"total_requests"`
+	TotalUnits    int64  `json:"total_units"`
 	// Window is null only while the limit is not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN=true).
 	Window *Window `json:"window"`
@@ -54,7 +58,7 @@ type Response struct {
 func serveUsage(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
 	m, _ := gate.MeteringFrom(r.Context())
-	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total}
+	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits}
 	if m.Limited {
 		l := m.Limit
 		resp.Window = &Window{
@@ -85,6 +89,8 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, r.Username)
 	b = append(b, `,"total_requests":`...)
 	b = strconv.AppendInt(b, r.TotalRequests, 10)
+	b = append(b, `,"total_units":`...)
+	b = strconv.AppendInt(b, r.TotalUnits, 10)
 	b = append(b, `,"window":`...)
 	if r.Window == nil {
 		b = append(b, "null"...)

@@ -11,10 +11,10 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
 	start := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
 	tests := []Response{
-		{UserID: 1, Username: "testuser", TotalRequests: 1, Window: &Window{Limit: 1000, Used: 1, Remaining: 999, WindowSeconds: 86400, StartedAt: start, ResetsAt: start.Add(24 * time.Hour)}},
-		{UserID: 9_000_000_000, Username: "a.b-c_d", TotalRequests: 1 << 40, Window: nil},
+		{UserID: 1, Username: "testuser", TotalRequests: 1, TotalUnits: 1, Window: &Window{Limit: 1000, Used: 1, Remaining: 999, WindowSeconds: 86400, StartedAt: start, ResetsAt: start.Add(24 * time.Hour)}},
+		{UserID: 9_000_000_000, Username: "a.b-c_d", TotalRequests: 1 << 40, TotalUnits: 10_000 << 40, Window: nil},
 		{UserID: 2, Username: `we"ird<&>\`, TotalRequests: 0, Window: &Window{StartedAt: start.Add(123456789), ResetsAt: start.Add(time.Second + 500*time.Millisecond)}},
-		{UserID: 3, Username: "jöhn\n", Window: &Window{Limit: -1}},
+		{UserID: 3, Username: "jöhn\n", TotalUnits: -7, Window: &Window{Limit: -1}},
 		{},
 	}
 	for i, r := range tests {

@@ -5,9 +5,10 @@
 //
 //  1. rejects a missing or malformed key before any I/O, then looks the
 //     key up (a short-lived per-instance cache in front of Postgres);
-//  2. takes one request from the user's quota in one Redis round trip
-//     (an atomic Lua script, never read-then-write from Go); a denied
-//     request consumes nothing and is not billed;
+//  2. takes the call's cost in units (1 without a cost) from the user's
+//     quota in one Redis round trip (an atomic Lua script, never
+//     read-then-write from Go); a denied call consumes nothing and is not
+//     billed;
 //  3. records the usage event durably in Postgres (group commit with the
 //     instance's concurrent requests) before the handler runs, so before
 //     the response; if that write fails the quota is given back and the
@@ -18,7 +19,9 @@
 //     already set.
 //
 // Admit is steps 2-3 without HTTP, for callers that answer in their own
-// format; Metered, Authenticated and IPLimited wrap handlers.
+// format (POST /verify, whose key travels in the body, authenticates
+// with Authenticate and meters with Admit); Metered, Authenticated and
+// IPLimited wrap handlers.
 package gate
 
 import (
@@ -44,7 +47,6 @@ type authenticator interface {
 
 // limiter decides and refunds quotas; *ratelimit.Limiter.
 type limiter interface {
-	Allow(ctx context.Context, key string, limit ratelimit.Limit) (ratelimit.Result, error)
 	AllowN(ctx context.Context, key string, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
 	Refund(ctx context.Context, key string, windowStart time.Time, n int64) error
 }
@@ -92,6 +94,19 @@ func New(a authenticator, l limiter, r recorder, o Options) *Gate {
 // UserLimit is the per-user quota the gate enforces.
 func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
 
+// Call is one metered call to admit.
+type Call struct {
+	// Endpoint labels the call in the ledger, e.g. "/usage" or the
+	// customer's "GET /forecast".
+	Endpoint string
+	// RequestID makes the call idempotent per user: a call with an id
+	// already recorded is served again but neither counted nor billed.
+	RequestID string
+	// Cost is the call's price in units; 0 means 1 (a call without a
+	// cost). Negative costs are refused (EInvalid).
+	Cost int64
+}
+
 // Metering is what the gate decided for one metered call.
 type Metering struct {
 	// Limited is false when the limit was not enforced (Redis down with
@@ -99,9 +114,13 @@ type Metering struct {
 	Limited bool
 	// Limit is the quota decision; Limit.Allowed is false for a denial.
 	Limit ratelimit.Result
-	// Usage holds the user's running total, this call included, and
+	// Usage holds the user's running totals, this call included, and
 	// whether its request id had been recorded before.
 	Usage shared.UsageResult
+	// Cost is the units this call took from the quota and added to the
+	// bill: its cost when admitted and newly recorded, 0 when denied or
+	// when its request id had been recorded before.
+	Cost int64
 }
 
 // Admitted reports whether the call may be served.
@@ -117,15 +136,22 @@ func (g *Gate) Authenticate(ctx context.Context, key string) (shared.Principal, 
 	return g.auth.Authenticate(ctx, key)
 }
 
-// Admit takes one request from p's quota and, when admitted, records the
-// call durably as requestID at endpoint. A denial is not an error: it is
-// a Metering whose Admitted is false, recording nothing. An error is
-// EUnavailable (Redis could not decide and the gate fails closed, or the
-// usage could not be recorded: its quota is then given back).
-func (g *Gate) Admit(ctx context.Context, p shared.Principal, endpoint, requestID string) (Metering, error) {
+// Admit takes c's cost from p's quota and, when admitted, records the
+// call durably. A denial is not an error: it is a Metering whose Admitted
+// is false, recording nothing. An error is EUnavailable (Redis could not
+// decide and the gate fails closed, or the usage could not be recorded:
+// its quota is then given back) or EInvalid for a negative cost.
+func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering, error) {
 	var m Metering
+	cost := c.Cost
+	switch {
+	case cost == 0:
+		cost = 1
+	case cost < 0:
+		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
+	}
 	key := "user:" + strconv.FormatInt(p.UserID, 10)
-	res, enforced, err := g.take(ctx, key, g.opts.UserLimit)
+	res, enforced, err := g.take(ctx, key, g.opts.UserLimit, cost)
 	if err != nil {
 		return m, err
 	}
@@ -133,23 +159,25 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, endpoint, requestI
 	if !m.Admitted() {
 		return m, nil
 	}
-	m.Usage, err = g.recorder.Record(ctx, shared.UsageEvent{UserID: p.UserID, RequestID: requestID, Endpoint: endpoint})
+	m.Usage, err = g.recorder.Record(ctx, shared.UsageEvent{UserID: p.UserID, RequestID: c.RequestID, Endpoint: c.Endpoint, Units: cost})
 	if err != nil || m.Usage.Duplicate {
 		// Not newly billed: give the quota back. A duplicate (a retry with
 		// the same request id) is served, but costs nothing.
 		if m.Limited {
-			g.refund(ctx, key, m.Limit)
-			m.Limit.Used--
-			m.Limit.Remaining++
+			g.refund(ctx, key, m.Limit, cost)
+			m.Limit.Used -= cost
+			m.Limit.Remaining += cost
 		}
+		return m, err
 	}
-	return m, err
+	m.Cost = cost
+	return m, nil
 }
 
-// take takes one request from key's quota. When Redis cannot decide it
+// take takes n units from key's quota. When Redis cannot decide it
 // returns the error, or, failing open, enforced false and no error.
-func (g *Gate) take(ctx context.Context, key string, limit ratelimit.Limit) (res ratelimit.Result, enforced bool, err error) {
-	res, err = g.limiter.Allow(ctx, key, limit)
+func (g *Gate) take(ctx context.Context, key string, limit ratelimit.Limit, n int64) (res ratelimit.Result, enforced bool, err error) {
+	res, err = g.limiter.AllowN(ctx, key, limit, n)
 	if err == nil {
 		return res, true, nil
 	}
@@ -160,10 +188,10 @@ func (g *Gate) take(ctx context.Context, key string, limit ratelimit.Limit) (res
 	return res, false, err
 }
 
-func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result) {
+func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result, n int64) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := g.limiter.Refund(rctx, key, res.WindowStart, 1); err != nil {
+	if err := g.limiter.Refund(rctx, key, res.WindowStart, n); err != nil {
 		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
 	}
 }
@@ -193,7 +221,7 @@ func (g *Gate) authenticateClient(w http.ResponseWriter, r *http.Request) (share
 	}
 	p, err := g.Authenticate(ctx, key)
 	if shared.ErrorCode(err) == shared.EUnauthorized {
-		if _, lerr := g.limiter.Allow(ctx, failKey, g.opts.AuthFailLimit); lerr != nil {
+		if _, lerr := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 1); lerr != nil {
 			httpapi.Logger(ctx).DebugContext(ctx, "failed-authentication count not taken", "error", lerr.Error())
 		}
 	}
@@ -224,7 +252,7 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 			httpapi.Error(w, r, err)
 			return
 		}
-		m, err := g.Admit(ctx, p, endpoint, httpapi.RequestID(ctx))
+		m, err := g.Admit(ctx, p, Call{Endpoint: endpoint, RequestID: httpapi.RequestID(ctx)})
 		if m.Limited {
 			SetRateLimitHeaders(w.Header(), "default", m.Limit)
 		}
@@ -243,7 +271,7 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 // It fails the same way as the user limit.
 func (g *Gate) IPLimited(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.ClientAddr), g.opts.SignupLimit)
+		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.ClientAddr), g.opts.SignupLimit, 1)
 		if enforced {
 			SetRateLimitHeaders(w.Header(), "signup", res)
 		}

@@ -333,3 +333,67 @@ func (c *countingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.
 	c.lookups.Add(1)
 	return c.Store.LookupKey(ctx, d)
 }
+
+// TestAdmitCost: a call takes its cost from the quota and adds it to the
+// user's units; a call whose cost does not fit takes and records nothing;
+// a retried request id is served at cost 0 with its units given back.
+func TestAdmitCost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	ctx := context.Background()
+	p, err := b.gate.Authenticate(ctx, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name                     string
+		call                     gate.Call
+		wantAdmitted, wantReplay bool
+		wantCost, wantUsed       int64
+		wantTotal, wantUnits     int64
+	}{
+		{"cost 4", gate.Call{Endpoint: "GET /forecast", RequestID: "cost-0001", Cost: 4}, true, false, 4, 4, 1, 4},
+		{"no cost is 1", gate.Call{Endpoint: "/usage", RequestID: "cost-0002"}, true, false, 1, 5, 2, 5},
+		{"cost 6 does not fit", gate.Call{Endpoint: "GET /forecast", RequestID: "cost-0003", Cost: 6}, false, false, 0, 5, 0, 0},
+		{"retry of cost-0001", gate.Call{Endpoint: "GET /forecast", RequestID: "cost-0001", Cost: 4}, true, true, 0, 5, 2, 5},
+		{"cost 5 fits exactly", gate.Call{Endpoint: "GET /forecast", RequestID: "cost-0004", Cost: 5}, true, false, 5, 10, 3, 10},
+	}
+	for _, tt := range tests {
+		m, err := b.gate.Admit(ctx, p, tt.call)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if m.Admitted() != tt.wantAdmitted || m.Usage.Duplicate != tt.wantReplay || m.Cost != tt.wantCost || m.Limit.Used != tt.wantUsed ||
+			m.Usage.Total != tt.wantTotal || m.Usage.TotalUnits != tt.wantUnits {
+			t.Fatalf("%s: admitted %v replay %v cost %d used %d totals %d/%d", tt.name, m.Admitted(), m.Usage.Duplicate, m.Cost, m.Limit.Used, m.Usage.Total, m.Usage.TotalUnits)
+		}
+	}
+	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	if err != nil || res.Used != 10 {
+		t.Fatalf("quota used %d (%v), want 10", res.Used, err)
+	}
+	if units, err := b.store.TotalUnits(ctx, b.userID); err != nil || units != 10 {
+		t.Fatalf("units recorded %d (%v), want 10", units, err)
+	}
+	if _, err := b.gate.Admit(ctx, p, gate.Call{RequestID: "cost-0005", Cost: -1}); shared.ErrorCode(err) != shared.EInvalid {
+		t.Fatalf("negative cost: %v", err)
+	}
+}
+
+func TestPostgresDownGivesTheWholeCostBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{recordToDB: "postgres://nobody@127.0.0.1:1/none?connect_timeout=1"})
+	ctx := context.Background()
+	p, err := b.gate.Authenticate(ctx, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.gate.Admit(ctx, p, gate.Call{Endpoint: "x", RequestID: "down-0001", Cost: 7})
+	if shared.ErrorCode(err) != shared.EUnavailable || m.Cost != 0 || m.Limit.Remaining != 10 {
+		t.Fatalf("%+v %v", m, err)
+	}
+	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	if err != nil || res.Used != 0 {
+		t.Fatalf("quota used %d (%v), want 0", res.Used, err)
+	}
+}

@@ -30,6 +30,7 @@ type Problem struct {
 
 var statuses = map[shared.Code]int{
 	shared.EMalformed:        http.StatusBadRequest,
+	shared.EInvalidRequestID: http.StatusBadRequest,
 	shared.EUnauthorized:     http.StatusUnauthorized,
 	shared.ENotFound:         http.StatusNotFound,
 	shared.EMethod:           http.StatusMethodNotAllowed,

@@ -141,38 +141,48 @@ func (s *Store) RevokeKey(ctx context.Context, digest apikey.Digest) error {
 
 // WriteUsage records a batch of events in one statement and returns one
 // result per event, in order. Either every event of the batch is durable
-// when it returns nil, or none is.
+// when it returns nil, or none is. An event's Units of 0 is recorded as
+// 1; a negative one breaks a CHECK and fails the batch.
 func (s *Store) WriteUsage(ctx context.Context, events []shared.UsageEvent) ([]shared.UsageResult, error) {
+	// One statement: the events, then the rollups in user (and minute)
+	// order, so that concurrent batches lock rollup rows in the same order
+	// and cannot deadlock.
 	const q = `
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) AS t(user_id, request_id, endpoint)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS t(user_id, request_id, endpoint, units)
 ), ins AS (
-    INSERT INTO usage_events (user_id, request_id, endpoint)
-    SELECT user_id, request_id, endpoint FROM input
+    INSERT INTO usage_events (user_id, request_id, endpoint, units)
+    SELECT user_id, request_id, endpoint, units FROM input
     ON CONFLICT DO NOTHING
-    RETURNING user_id, request_id, created_at
+    RETURNING user_id, request_id, units, created_at
 ), tot AS (
-    INSERT INTO usage_totals AS t (user_id, total_requests)
-    SELECT user_id, count(*) FROM ins GROUP BY user_id ORDER BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET total_requests = t.total_requests + EXCLUDED.total_requests
-    RETURNING user_id, total_requests
+    INSERT INTO usage_totals AS t (user_id, total_requests, total_units)
+    SELECT user_id, count(*), sum(units) FROM ins GROUP BY user_id ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET total_requests = t.total_requests + EXCLUDED.total_requests,
+                                        total_units = t.total_units + EXCLUDED.total_units
+    RETURNING user_id, total_requests, total_units
 ), mins AS (
-    INSERT INTO usage_minutes AS m (user_id, minute, requests)
-    SELECT user_id, date_trunc('minute', created_at), count(*) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (user_id, minute) DO UPDATE SET requests = m.requests + EXCLUDED.requests
+    INSERT INTO usage_minutes AS m (user_id, minute, requests, units)
+    SELECT user_id, date_trunc('minute', created_at), count(*), sum(units) FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (user_id, minute) DO UPDATE SET requests = m.requests + EXCLUDED.requests,
+                                                units = m.units + EXCLUDED.units
 )
-SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (user_id)`
+SELECT ins.user_id, ins.request_id, ins.units, tot.total_requests, tot.total_units FROM ins JOIN tot USING (user_id)`
 	users := make([]int64, len(events))
 	ids := make([]string, len(events))
 	endpoints := make([]string, len(events))
+	units := make([]int64, len(events))
 	for i, e := range events {
-		users[i], ids[i], endpoints[i] = e.UserID, e.RequestID, e.Endpoint
+		users[i], ids[i], endpoints[i], units[i] = e.UserID, e.RequestID, e.Endpoint, e.Units
+		if units[i] == 0 {
+			units[i] = 1
+		}
 	}
 	pool, err := s.db(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := pool.Query(ctx, q, users, ids, endpoints)
+	rows, err := pool.Query(ctx, q, users, ids, endpoints, units)
 	if err != nil {
 		return nil, mapError("writing usage", err)
 	}
@@ -180,34 +190,43 @@ SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (
 		user int64
 		id   string
 	}
-	inserted := make(map[key]bool, len(events))
-	totals := make(map[int64]int64)
-	newCount := make(map[int64]int64) // events inserted per user
+	inserted := make(map[key]int64, len(events)) // units of each inserted event
+	tot := make(map[int64]totals)
+	added := make(map[int64]totals) // requests and units inserted per user
 	for rows.Next() {
 		var k key
-		var total int64
-		if err := rows.Scan(&k.user, &k.id, &total); err != nil {
+		var u int64
+		var t totals
+		if err := rows.Scan(&k.user, &k.id, &u, &t.requests, &t.units); err != nil {
 			rows.Close()
 			return nil, mapError("writing usage", err)
 		}
-		inserted[k] = true
-		totals[k.user] = total
-		newCount[k.user]++
+		inserted[k] = u
+		tot[k.user] = t
+		a := added[k.user]
+		a.requests++
+		a.units += u
+		added[k.user] = a
 	}
 	if err := rows.Err(); err != nil {
 		return nil, mapError("writing usage", err)
 	}
 
 	// Number each user's inserted events in batch order, ending at the
-	// user's new total.
+	// user's new totals.
 	out := make([]shared.UsageResult, len(events))
-	seen := make(map[int64]int64)
+	seen := make(map[int64]totals)
 	var dupUsers []int64
 	for i, e := range events {
 		k := key{e.UserID, e.RequestID}
-		if inserted[k] {
-			seen[e.UserID]++
-			out[i].Total = totals[e.UserID] - newCount[e.UserID] + seen[e.UserID]
+		if u, ok := inserted[k]; ok {
+			c := seen[e.UserID]
+			c.requests++
+			c.units += u
+			seen[e.UserID] = c
+			t, a := tot[e.UserID], added[e.UserID]
+			out[i].Total = t.requests - a.requests + c.requests
+			out[i].TotalUnits = t.units - a.units + c.units
 			delete(inserted, k) // the same id twice in one batch counts once
 			continue
 		}
@@ -221,27 +240,32 @@ SELECT ins.user_id, ins.request_id, tot.total_requests FROM ins JOIN tot USING (
 		}
 		for i := range out {
 			if out[i].Duplicate {
-				out[i].Total = cur[events[i].UserID]
+				t := cur[events[i].UserID]
+				out[i].Total, out[i].TotalUnits = t.requests, t.units
 			}
 		}
 	}
 	return out, nil
 }
 
-func (s *Store) totals(ctx context.Context, users []int64) (map[int64]int64, error) {
+// totals are a user's recorded requests and units.
+type totals struct{ requests, units int64 }
+
+func (s *Store) totals(ctx context.Context, users []int64) (map[int64]totals, error) {
 	pool, err := s.db(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := pool.Query(ctx, `SELECT user_id, total_requests FROM usage_totals WHERE user_id = ANY($1)`, users)
+	rows, err := pool.Query(ctx, `SELECT user_id, total_requests, total_units FROM usage_totals WHERE user_id = ANY($1)`, users)
 	if err != nil {
 		return nil, mapError("reading totals", err)
 	}
 	defer rows.Close()
-	m := make(map[int64]int64, len(users))
+	m := make(map[int64]totals, len(users))
 	for rows.Next() {
-		var u, t int64
-		if err := rows.Scan(&u, &t); err != nil {
+		var u int64
+		var t totals
+		if err := rows.Scan(&u, &t.requests, &t.units); err != nil {
 			return nil, mapError("reading totals", err)
 		}
 		m[u] = t
@@ -255,12 +279,21 @@ func (s *Store) TotalRequests(ctx context.Context, userID int64) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	return m[userID], nil
+	return m[userID].requests, nil
 }
 
-// RequestsInLast counts the user's metered requests in [now-d, now] on the
-// database clock, exactly: whole minutes from the rollups, the two partial
-// edge minutes from the events.
+// TotalUnits returns the user's metered units so far (0 for none).
+func (s *Store) TotalUnits(ctx context.Context, userID int64) (int64, error) {
+	m, err := s.totals(ctx, []int64{userID})
+	if err != nil {
+		return 0, err
+	}
+	return m[userID].units, nil
+}
+
+// RequestsInLast counts the user's metered requests and units in
+// [now-d, now] on the database clock, exactly: whole minutes from the
+// rollups, the two partial edge minutes from the events.
 func (s *Store) RequestsInLast(ctx context.Context, userID int64, d time.Duration) (shared.Period, error) {
 	const q = `
 WITH p AS (
@@ -271,21 +304,28 @@ WITH p AS (
            CASE WHEN date_trunc('minute', s) = s THEN s
                 ELSE date_trunc('minute', s) + interval '1 minute' END AS sc
     FROM p
+), whole AS (
+    SELECT coalesce(sum(m.requests), 0)::bigint AS requests, coalesce(sum(m.units), 0)::bigint AS units
+    FROM usage_minutes m, b
+    WHERE m.user_id = $1 AND m.minute >= b.sc AND m.minute < b.ef
+), edge AS (
+    -- The two ranges are disjoint; each is one index range scan.
+    SELECT u.units FROM usage_events u, b
+    WHERE u.user_id = $1 AND u.created_at >= b.s AND u.created_at < least(b.sc, b.ef)
+    UNION ALL
+    SELECT u.units FROM usage_events u, b
+    WHERE u.user_id = $1 AND u.created_at >= greatest(b.ef, b.sc) AND u.created_at <= b.e
+), edges AS (
+    SELECT count(*)::bigint AS requests, coalesce(sum(units), 0)::bigint AS units FROM edge
 )
-SELECT b.s, b.e,
-    coalesce((SELECT sum(m.requests) FROM usage_minutes m
-              WHERE m.user_id = $1 AND m.minute >= b.sc AND m.minute < b.ef), 0)::bigint
-  + (SELECT count(*) FROM usage_events u
-     WHERE u.user_id = $1 AND u.created_at >= b.s AND u.created_at < least(b.sc, b.ef))
-  + (SELECT count(*) FROM usage_events u
-     WHERE u.user_id = $1 AND u.created_at >= greatest(b.ef, b.sc) AND u.created_at <= b.e)
-FROM b`
+SELECT b.s, b.e, whole.requests + edges.requests, whole.units + edges.units
+FROM b, whole, edges`
 	pool, err := s.db(ctx)
 	if err != nil {
 		return shared.Period{}, err
 	}
 	var p shared.Period
-	if err := pool.QueryRow(ctx, q, userID, d).Scan(&p.Start, &p.End, &p.Requests); err != nil {
+	if err := pool.QueryRow(ctx, q, userID, d).Scan(&p.Start, &p.End, &p.Requests, &p.Units); err != nil {
 		return shared.Period{}, mapError("billing", err)
 	}
 	p.Start, p.End = p.Start.UTC(), p.End.UTC()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"testing"
 	"time"
@@ -91,7 +92,7 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []shared.UsageResult{{Total: 1}, {Total: 1}, {Total: 2}, {Total: 2, Duplicate: true}}
+	want := []shared.UsageResult{{Total: 1, TotalUnits: 1}, {Total: 1, TotalUnits: 1}, {Total: 2, TotalUnits: 2}, {Total: 2, TotalUnits: 2, Duplicate: true}}
 	for i := range want {
 		if res[i] != want[i] {
 			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
@@ -102,10 +103,10 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0] != (shared.UsageResult{Total: 3, Duplicate: true}) && res[0] != (shared.UsageResult{Total: 2, Duplicate: true}) {
+	if res[0] != (shared.UsageResult{Total: 3, TotalUnits: 3, Duplicate: true}) && res[0] != (shared.UsageResult{Total: 2, TotalUnits: 2, Duplicate: true}) {
 		t.Fatalf("retry: %+v", res[0])
 	}
-	if res[1] != (shared.UsageResult{Total: 3}) {
+	if res[1] != (shared.UsageResult{Total: 3, TotalUnits: 3}) {
 		t.Fatalf("new after retry: %+v", res[1])
 	}
 	if n, _ := s.TotalRequests(ctx, a); n != 3 {
@@ -125,6 +126,95 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	}
 	if n, _ := s.TotalRequests(ctx, a); n != 3 {
 		t.Fatalf("a failed batch changed the total: %d", n)
+	}
+}
+
+// TestWriteUsageUnits: costs add up per user in batch order, 0 counts as
+// 1, a retried id adds nothing (whatever its cost), a negative cost fails
+// the whole batch, and the bill's units equal the totals.
+func TestWriteUsageUnits(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testdb.Pool(t))
+	ctx := context.Background()
+	a, _ := newUser(t, s, "ua")
+	b, _ := newUser(t, s, "ub")
+	res, err := s.WriteUsage(ctx, []shared.UsageEvent{
+		{UserID: a, RequestID: "u1", Endpoint: "GET /forecast", Units: 5},
+		{UserID: b, RequestID: "u1", Endpoint: "GET /forecast", Units: 7},
+		{UserID: a, RequestID: "u2", Endpoint: "/usage"}, // no cost: 1
+		{UserID: a, RequestID: "u3", Endpoint: "GET /forecast", Units: 10_000},
+		{UserID: a, RequestID: "u3", Endpoint: "GET /forecast", Units: 10_000}, // repeated in the batch
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []shared.UsageResult{
+		{Total: 1, TotalUnits: 5},
+		{Total: 1, TotalUnits: 7},
+		{Total: 2, TotalUnits: 6},
+		{Total: 3, TotalUnits: 10_006},
+		{Total: 3, TotalUnits: 10_006, Duplicate: true},
+	}
+	for i := range want {
+		if res[i] != want[i] {
+			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
+		}
+	}
+	// A retry with another cost is a duplicate: nothing is added.
+	res, err = s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "u1", Endpoint: "x", Units: 99}})
+	if err != nil || res[0] != (shared.UsageResult{Total: 3, TotalUnits: 10_006, Duplicate: true}) {
+		t.Fatalf("retry: %+v %v", res, err)
+	}
+	if _, err := s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "u4", Endpoint: "x", Units: 3}, {UserID: a, RequestID: "u5", Endpoint: "x", Units: -1}}); err == nil {
+		t.Fatal("want an error for a negative cost")
+	}
+	if n, err := s.TotalUnits(ctx, a); err != nil || n != 10_006 {
+		t.Fatalf("total units %d (%v) after a failed batch, want 10006", n, err)
+	}
+	for user, wantP := range map[int64]shared.Period{a: {Requests: 3, Units: 10_006}, b: {Requests: 1, Units: 7}} {
+		p, err := s.RequestsInLast(ctx, user, 24*time.Hour)
+		if err != nil || p.Requests != wantP.Requests || p.Units != wantP.Units {
+			t.Fatalf("user %d billed %+v (%v), want %d requests, %d units", user, p, err, wantP.Requests, wantP.Units)
+		}
+	}
+}
+
+// TestMigrationBackfillsUnits: rows written before migration 003 (no
+// units) are worth their count: totals and rollups are backfilled, events
+// default to 1.
+func TestMigrationBackfillsUnits(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	ctx := context.Background()
+	// Recreate the pre-003 state on this database: drop the columns, write
+	// as the old code did, then run 003's statements again.
+	for _, q := range []string{
+		`ALTER TABLE usage_events DROP COLUMN units`,
+		`ALTER TABLE usage_totals DROP COLUMN total_units`,
+		`ALTER TABLE usage_minutes DROP COLUMN units`,
+		`INSERT INTO usage_events (user_id, request_id, endpoint) VALUES (7, 'old-1', '/usage'), (7, 'old-2', '/usage')`,
+		`INSERT INTO usage_totals (user_id, total_requests) VALUES (7, 2)`,
+		`INSERT INTO usage_minutes (user_id, minute, requests) VALUES (7, date_trunc('minute', now()), 2)`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	sql, err := fs.ReadFile(postgres.Migrations(), "003_cost_units.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, string(sql)); err != nil {
+		t.Fatal(err)
+	}
+	var events, total, minute int64
+	if err := pool.QueryRow(ctx, `SELECT (SELECT sum(units) FROM usage_events WHERE user_id = 7),
+       (SELECT total_units FROM usage_totals WHERE user_id = 7),
+       (SELECT sum(units) FROM usage_minutes WHERE user_id = 7)`).Scan(&events, &total, &minute); err != nil {
+		t.Fatal(err)
+	}
+	if events != 2 || total != 2 || minute != 2 {
+		t.Fatalf("after 003: event units %d, total_units %d, minute units %d; want 2 each", events, total, minute)
 	}
 }
 
@@ -154,10 +244,14 @@ func TestBillingEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var plain int64
-	pool.QueryRow(ctx, `SELECT count(*) FROM usage_events WHERE user_id=$1 AND created_at >= $2 AND created_at <= $3`, u, p.Start, p.End).Scan(&plain)
+	var plain, plainUnits int64
+	pool.QueryRow(ctx, `SELECT count(*), sum(units) FROM usage_events WHERE user_id=$1 AND created_at >= $2 AND created_at <= $3`, u, p.Start, p.End).Scan(&plain, &plainUnits)
 	if p.Requests != plain || plain != 5 {
 		t.Fatalf("billed %d, plain count %d, want 5", p.Requests, plain)
+	}
+	// Event i costs i+1: the five inside are 3+4+5+6+7.
+	if p.Units != plainUnits || plainUnits != 25 {
+		t.Fatalf("billed %d units, plain sum %d, want 25", p.Units, plainUnits)
 	}
 }
 
@@ -166,12 +260,12 @@ func insertAt(t *testing.T, pool *pgxpool.Pool, user int64, offsets []time.Durat
 	ctx := context.Background()
 	for i, off := range offsets {
 		_, err := pool.Exec(ctx, `
-WITH e AS (INSERT INTO usage_events (user_id, request_id, endpoint, created_at)
-           VALUES ($1, $2, '/usage', now() + $3::interval) RETURNING created_at)
-INSERT INTO usage_minutes (user_id, minute, requests)
-SELECT $1, date_trunc('minute', created_at), 1 FROM e
-ON CONFLICT (user_id, minute) DO UPDATE SET requests = usage_minutes.requests + 1`,
-			user, fmt.Sprintf("seed-%d", i), off)
+WITH e AS (INSERT INTO usage_events (user_id, request_id, endpoint, created_at, units)
+           VALUES ($1, $2, '/usage', now() + $3::interval, $4) RETURNING created_at, units)
+INSERT INTO usage_minutes (user_id, minute, requests, units)
+SELECT $1, date_trunc('minute', created_at), 1, units FROM e
+ON CONFLICT (user_id, minute) DO UPDATE SET requests = usage_minutes.requests + 1, units = usage_minutes.units + EXCLUDED.units`,
+			user, fmt.Sprintf("seed-%d", i), off, i+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +296,7 @@ func TestConcurrentBatchesNoDeadlock(t *testing.T) {
 					if g%2 == 1 {
 						u = users[len(users)-1-(i+g)%len(users)]
 					}
-					batch = append(batch, shared.UsageEvent{UserID: u, RequestID: fmt.Sprintf("g%d-b%d-i%d", g, b, i), Endpoint: "/usage"})
+					batch = append(batch, shared.UsageEvent{UserID: u, RequestID: fmt.Sprintf("g%d-b%d-i%d", g, b, i), Endpoint: "/usage", Units: int64(i % 3)})
 				}
 				if _, err := s.WriteUsage(ctx, batch); err != nil {
 					t.Error(err)
@@ -212,17 +306,24 @@ func TestConcurrentBatchesNoDeadlock(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	var sum int64
+	var sum, sumUnits int64
 	for _, u := range users {
 		n, _ := s.TotalRequests(ctx, u)
 		sum += n
 		p, _ := s.RequestsInLast(ctx, u, 24*time.Hour)
-		if p.Requests != n {
-			t.Errorf("user %d: billed %d, total %d", u, p.Requests, n)
+		units, _ := s.TotalUnits(ctx, u)
+		if p.Requests != n || p.Units != units {
+			t.Errorf("user %d: billed %d requests and %d units, totals %d and %d", u, p.Requests, p.Units, n, units)
 		}
+		sumUnits += units
 	}
 	if sum != 8*20*10 {
 		t.Fatalf("sum of totals %d, want %d", sum, 8*20*10)
+	}
+	// Units per batch of 10: i%3 is 0,1,2,0,1,2,0,1,2,0, with 0 counting
+	// as 1: 4+3+6 = 13.
+	if sumUnits != 8*20*13 {
+		t.Fatalf("sum of units %d, want %d", sumUnits, 8*20*13)
 	}
 }
 

@@ -1,7 +1,8 @@
-// Package pricing prices metered requests exactly. It does no I/O.
+// Package pricing prices metered units exactly. It does no I/O.
 //
-// Amounts are shopspring/decimal values, never float64: 1,000 requests at
-// 0.01 is exactly 10.00. An amount is rounded once, at the end, to the
+// A bill counts cost units: a request without a cost is 1 unit, so for
+// today's callers units equal requests. Amounts are shopspring/decimal
+// values, never float64: 1,000 units at 0.01 is exactly 10.00. An amount is rounded once, at the end, to the
 // currency's minor unit (cents), half away from zero — the rounding of
 // invoices — so a sub-cent unit price is billed exactly to the cent.
 package pricing
@@ -21,25 +22,27 @@ const Period = 24 * time.Hour
 // Statement is the bill for one user over one period.
 type Statement struct {
 	Start, End time.Time
-	Requests   int64           // metered requests admitted in [Start, End)
-	UnitPrice  decimal.Decimal // price of one request, as configured
-	Amount     decimal.Decimal // Requests × UnitPrice, rounded to MinorUnits
+	Requests   int64           // metered requests (calls) admitted in [Start, End)
+	Units      int64           // their cost in units
+	UnitPrice  decimal.Decimal // price of one unit, as configured
+	Amount     decimal.Decimal // Units × UnitPrice, rounded to MinorUnits
 	Currency   string
 }
 
-// Price returns requests × unitPrice rounded to the currency's minor unit.
-func Price(requests int64, unitPrice decimal.Decimal) decimal.Decimal {
-	return unitPrice.Mul(decimal.NewFromInt(requests)).Round(MinorUnits)
+// Price returns units × unitPrice rounded to the currency's minor unit.
+func Price(units int64, unitPrice decimal.Decimal) decimal.Decimal {
+	return unitPrice.Mul(decimal.NewFromInt(units)).Round(MinorUnits)
 }
 
-// NewStatement prices requests over [start, end).
-func NewStatement(start, end time.Time, requests int64, unitPrice decimal.Decimal, currency string) Statement {
+// NewStatement prices the units of requests over [start, end).
+func NewStatement(start, end time.Time, requests, units int64, unitPrice decimal.Decimal, currency string) Statement {
 	return Statement{
 		Start:     start.UTC(),
 		End:       end.UTC(),
 		Requests:  requests,
+		Units:     units,
 		UnitPrice: unitPrice,
-		Amount:    Price(requests, unitPrice),
+		Amount:    Price(units, unitPrice),
 		Currency:  currency,
 	}
 }

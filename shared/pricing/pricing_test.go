@@ -50,14 +50,15 @@ func TestNewStatementUTC(t *testing.T) {
 	t.Parallel()
 	loc := time.FixedZone("X", 3600)
 	end := time.Date(2026, 1, 2, 3, 4, 5, 0, loc)
-	s := NewStatement(end.Add(-Period), end, 50, decimal.RequireFromString("0.01"), "USD")
+	s := NewStatement(end.Add(-Period), end, 20, 50, decimal.RequireFromString("0.01"), "USD")
 	if s.End.Location() != time.UTC || s.Start.Location() != time.UTC {
 		t.Fatal("statement times must be UTC")
 	}
 	if !s.End.Equal(end) || s.End.Sub(s.Start) != Period {
 		t.Fatalf("period %v..%v", s.Start, s.End)
 	}
-	if FormatAmount(s.Amount) != "0.50" {
-		t.Fatalf("amount %s", s.Amount)
+	// The amount is units × price; requests is only the count of calls.
+	if FormatAmount(s.Amount) != "0.50" || s.Requests != 20 || s.Units != 50 {
+		t.Fatalf("amount %s, requests %d, units %d", s.Amount, s.Requests, s.Units)
 	}
 }

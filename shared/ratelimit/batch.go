@@ -21,7 +21,7 @@ var batchLua string
 
 var batchScript = redis.NewScript(batchLua)
 
-// Batching: concurrent Allow calls of one Limiter share Redis round trips,
+// Batching: concurrent Allow and AllowN calls of one Limiter share Redis round trips,
 // by group commit (package group, as the usage recorder): the first
 // decision to arrive is sent at once, in its caller's goroutine, and
 // decisions arriving while a batch is in flight go together in the next.
@@ -42,10 +42,11 @@ const (
 	batchTimeout = 3 * time.Second
 )
 
-// decision is one queued Allow call.
+// decision is one queued Allow or AllowN call.
 type decision struct {
 	key   string
 	limit Limit
+	n     int64 // cost in units, at least 1
 	res   Result
 	err   error
 	done  chan struct{}
@@ -55,8 +56,8 @@ type decision struct {
 // once queued it will be taken, and a caller that left early could not
 // give back quota that was taken for it. The wait is bounded by
 // batchTimeout.
-func (l *Limiter) allowBatched(key string, limit Limit) (Result, error) {
-	d := &decision{key: keyPrefix + key, limit: limit, done: make(chan struct{})}
+func (l *Limiter) allowBatched(key string, limit Limit, n int64) (Result, error) {
+	d := &decision{key: keyPrefix + key, limit: limit, n: n, done: make(chan struct{})}
 	l.batch.Add(d) // never closed
 	<-d.done
 	return d.res, d.err
@@ -70,7 +71,7 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	defer cancel()
 	if len(batch) == 1 {
 		d := batch[0]
-		d.res, d.err = l.run(ctx, d.key, d.limit, 1)
+		d.res, d.err = l.run(ctx, d.key, d.limit, d.n)
 		close(d.done)
 		return
 	}
@@ -81,14 +82,14 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	pipe := p.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, d := range batch {
-		cmds[i] = windowScript.EvalSha(ctx, pipe, []string{d.key}, d.limit.Requests, int64(d.limit.Window/time.Second), 1)
+		cmds[i] = windowScript.EvalSha(ctx, pipe, []string{d.key}, d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
 	}
 	pipe.Exec(ctx) // errors are per command
 	for i, d := range batch {
 		v, err := cmds[i].Slice()
 		switch {
 		case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
-			d.res, d.err = l.run(ctx, d.key, d.limit, 1)
+			d.res, d.err = l.run(ctx, d.key, d.limit, d.n)
 		case err != nil:
 			d.err = unavailable("deciding rate limit", err)
 		default:
@@ -110,10 +111,10 @@ func (l *Limiter) run(ctx context.Context, key string, limit Limit, n int64) (Re
 // decideInScript takes the batch's decisions in one call of batch.lua.
 func (l *Limiter) decideInScript(ctx context.Context, batch []*decision) {
 	keys := make([]string, len(batch))
-	args := make([]any, 0, 2*len(batch))
+	args := make([]any, 0, 3*len(batch))
 	for i, d := range batch {
 		keys[i] = d.key
-		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second))
+		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
 	}
 	v, err := batchScript.Run(ctx, l.rdb, keys, args...).Slice()
 	if err == nil && len(v) != 2+3*len(batch) {

@@ -1,22 +1,26 @@
 -- Many fixed-window decisions in one script call: window.lua's logic for
--- each key in turn, cost 1 each, on one reading of the clock. Used by a
--- Limiter on a single Redis (not a cluster: the keys may hash to
--- different slots) to decide a batch of concurrent requests in one round
--- trip and one script call instead of one each.
+-- each key in turn, each with its own cost, on one reading of the clock.
+-- Used by a Limiter on a single Redis (not a cluster: the keys may hash
+-- to different slots) to decide a batch of concurrent requests in one
+-- round trip and one script call instead of one each.
 --
 -- KEYS[i]        the counter hash of decision i (a key may repeat: the
 --                decisions are taken in order, each seeing the previous)
--- ARGV[2i-1]     limit of decision i
--- ARGV[2i]       window length in seconds of decision i
+-- ARGV[3i-2]     limit of decision i, in units
+-- ARGV[3i-1]     window length in seconds of decision i
+-- ARGV[3i]       cost of decision i in units (at least 1)
 --
 -- Returns {now seconds, now microseconds, allowed_1, used_1, start_1,
--- allowed_2, ...}. A denied decision changes nothing.
+-- allowed_2, ...}. A decision is admitted only when its whole cost fits
+-- (used + cost <= limit); a denied decision changes nothing, so a later
+-- cheaper decision on the same key may still fit.
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local out = {t[1], t[2]}
 for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[3 * i - 2])
+  local window = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
   local start = now - (now % window)
   local cur = redis.call('HMGET', key, 's', 'n')
   local same = tonumber(cur[1]) == start
@@ -25,9 +29,9 @@ for i, key in ipairs(KEYS) do
     used = tonumber(cur[2]) or 0
   end
   local allowed = 0
-  if used + 1 <= limit then
+  if used + cost <= limit then
     allowed = 1
-    used = used + 1
+    used = used + cost
     if same then
       redis.call('HSET', key, 'n', used)
     else

@@ -1,4 +1,4 @@
-// Package ratelimit enforces "N requests per window" per key in Redis,
+// Package ratelimit enforces "N units per window" per key in Redis,
 // atomically across every replica: one Lua script per decision (EVALSHA,
 // falling back to EVAL once after a script flush), never read-then-write
 // from Go.
@@ -6,6 +6,12 @@
 // Windows are fixed and aligned to the Unix epoch, so with the default
 // 86400 s window every user's quota resets at 00:00 UTC and the window's
 // used and remaining counts are exact. A denied request consumes nothing.
+//
+// Quotas count units: a request without a cost takes 1 (Allow), a request
+// with a cost takes that many (AllowN), atomically, and is admitted only
+// when its whole cost fits; with mixed costs the units admitted in a
+// window never exceed the limit, and a request is refused only when its
+// cost does not fit.
 package ratelimit
 
 import (
@@ -36,9 +42,11 @@ var (
 // keyPrefix versions the counters' layout.
 const keyPrefix = "rl:v1:"
 
-// Limit is a quota: Requests per Window.
+// Limit is a quota: Requests units per Window.
 type Limit struct {
-	Requests int64         // requests admitted per window; at least 1
+	// Requests is the units admitted per window (a request without a
+	// cost is 1 unit); at least 1.
+	Requests int64
 	Window   time.Duration // window length; whole seconds, at least 1 s
 }
 
@@ -51,8 +59,8 @@ func (l Limit) String() string {
 type Result struct {
 	Limit   Limit
 	Allowed bool
-	// Used is the number of requests admitted in the current window,
-	// this one included when Allowed.
+	// Used is the units admitted in the current window, this request's
+	// included when Allowed.
 	Used int64
 	// Remaining is Limit.Requests - Used, never negative.
 	Remaining int64
@@ -60,8 +68,8 @@ type Result struct {
 	WindowStart time.Time
 	// ResetAfter is the time until the window ends and the quota refills.
 	ResetAfter time.Duration
-	// RetryAfter is zero when Allowed; otherwise the time until a request
-	// can be admitted (the reset).
+	// RetryAfter is zero when Allowed; otherwise the time until the
+	// request's cost can fit again (the reset).
 	RetryAfter time.Duration
 }
 
@@ -86,8 +94,8 @@ type Limiter struct {
 }
 
 // New returns a Limiter using rdb.
-// When rdb can pipeline (go-redis clients can), concurrent Allow calls
-// share round trips (see batch.go).
+// When rdb can pipeline (go-redis clients can), concurrent Allow and
+// AllowN calls share round trips (see batch.go).
 func New(rdb scripter) *Limiter {
 	l := &Limiter{rdb: rdb}
 	if p, ok := rdb.(pipeliner); ok {
@@ -105,32 +113,36 @@ func unavailable(op string, err error) error {
 	return shared.Unavailable("redis", fmt.Errorf("%s: %w", op, err))
 }
 
-// ErrInvalidLimit reports a Limit that cannot be enforced.
-var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 request per whole number of seconds")
+// ErrInvalidLimit reports a Limit that cannot be enforced, or a negative
+// cost.
+var ErrInvalidLimit = errors.New("ratelimit: limit needs at least 1 unit per whole number of seconds, and a cost of at least 0")
 
-// Allow takes one request from key's quota if the quota allows it.
-// A Redis failure is returned as the application's EUnavailable error
-// naming Redis; the caller decides whether to fail closed or open.
+// Allow takes one unit (a request without a cost) from key's quota if
+// the quota allows it. A Redis failure is returned as the application's
+// EUnavailable error naming Redis; the caller decides whether to fail
+// closed or open.
 func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) (Result, error) {
-	if l.batch == nil || !limit.valid() {
-		return l.AllowN(ctx, key, limit, 1)
-	}
-	return l.allowBatched(key, limit)
+	return l.AllowN(ctx, key, limit, 1)
 }
 
-// AllowN takes n requests at once (0 reports the current state).
+// AllowN takes n units at once if all n fit, in one atomic script call,
+// batched with concurrent calls like Allow; nothing is taken otherwise.
+// n = 0 reports the current state without taking anything.
 func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
 	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	return l.run(ctx, keyPrefix+key, limit, n)
+	if l.batch == nil || n == 0 {
+		return l.run(ctx, keyPrefix+key, limit, n)
+	}
+	return l.allowBatched(key, limit, n)
 }
 
 func (l Limit) valid() bool {
 	return l.Requests >= 1 && l.Window >= time.Second && l.Window%time.Second == 0
 }
 
-// Refund gives back n requests taken in the window that started at
+// Refund gives back n units taken in the window that started at
 // windowStart, if that window is still current. It is used when a request
 // was admitted but could not be served, so it is neither billed nor
 // counted against the quota.

@@ -1,9 +1,10 @@
 -- Fixed-window rate limit decision, atomic in one round trip.
 --
 -- KEYS[1]  the counter: a hash {s = window start (unix s), n = used}
--- ARGV[1]  limit: requests allowed per window
+-- ARGV[1]  limit: units allowed per window
 -- ARGV[2]  window length in seconds; windows align to the Unix epoch
--- ARGV[3]  cost of this request (1; 0 only reads)
+-- ARGV[3]  cost of this request in units (1 without a cost; 0 only reads);
+--          admitted only when the whole cost fits (used + cost <= limit)
 --
 -- Returns {allowed (1|0), used, window start, now seconds, now microseconds}.
 -- A denied request changes nothing, so it consumes no quota. The clock is

@@ -28,6 +28,11 @@ const (
 	AuthNone Auth = "none"
 	// AuthKey routes need a valid X-API-Key header.
 	AuthKey Auth = "api_key"
+	// AuthBody routes carry the key in the request body (POST /verify, called
+	// by a customer's server on behalf of its own caller). The router applies
+	// nothing: the handler authenticates and meters through the gate itself
+	// (gate.Authenticate, gate.Admit), and answers a bad key in its own body.
+	AuthBody Auth = "body_key"
 )
 
 // Route is one row of the routing table. Paths are exact: the gateways
@@ -42,7 +47,8 @@ type Route struct {
 	Function string // one of Functions
 	Auth     Auth
 	// Metered routes are rate limited per user and recorded for billing
-	// (they need Auth AuthKey).
+	// by the router (gate.Metered; they need Auth AuthKey). AuthBody routes
+	// meter in their handler and are not Metered here.
 	Metered bool
 	// IPLimited routes are rate limited per client IP (sign-up).
 	IPLimited bool
@@ -61,6 +67,7 @@ var Table = []Route{
 	{Method: "POST", Path: "/users", Function: Users, Auth: AuthNone, IPLimited: true},
 	{Method: "GET", Path: "/me", Function: Users, Auth: AuthKey},
 	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true, Root: true},
+	{Method: "POST", Path: "/verify", Function: Usage, Auth: AuthBody},
 	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey, Root: true},
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},

@@ -35,7 +35,8 @@ type Options struct {
 
 // Router returns function fn's handler: every row of routes.Table served
 // by fn, wired from the row (the gate's Authenticated, Metered with the
-// row's path as the label, or IPLimited; the "/" alias of Root rows),
+// row's path as the label, or IPLimited; nothing for AuthBody rows, whose
+// handlers call the gate themselves; the "/" alias of Root rows),
 // exact paths, a problem response for unknown paths (404) and methods
 // (405 with Allow), the internal probes /livez and /readyz, and the
 // request middleware. It fails when a row of fn has no handler or a
@@ -72,6 +73,8 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 			h = g.Metered(row.Path, h)
 		case row.Auth == routes.AuthKey:
 			h = g.Authenticated(h)
+		case row.Auth == routes.AuthBody:
+			// The key is in the body: the handler calls the gate itself.
 		}
 		if row.IPLimited {
 			h = g.IPLimited(h)

@@ -423,6 +423,77 @@ func TestContractSignUp(t *testing.T) {
 	}
 }
 
+// TestContractVerify exercises every status of POST /verify and each
+// code it answers today, then checks that GET /billing bills exactly the
+// admitted units.
+func TestContractVerify(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1, env: map[string]string{"API_RATE_LIMIT": "10", "MAX_BODY_BYTES": "1024"}})
+	key := e.signup("verifier")
+	verify := func(body any, header map[string]string) (*response, map[string]any) {
+		t.Helper()
+		r := e.do(req{method: "POST", path: "/verify", body: body, header: header})
+		if r.Status != 200 {
+			t.Fatalf("POST /verify %v: %d %s", body, r.Status, r.Body)
+		}
+		return r, r.JSON(t)
+	}
+	r, v := verify(map[string]any{"key": key, "cost": 4, "endpoint": "GET /forecast", "request_id": "contract-verify-1"}, nil)
+	if v["valid"] != true || v["code"] != "VALID" || v["cost"] != float64(4) || v["total_units"] != float64(4) || r.Header.Get("X-RateLimit-Remaining") != "6" {
+		t.Fatalf("valid: %s %v", r.Body, r.Header)
+	}
+	r, v = verify(map[string]any{"key": key, "cost": 4, "endpoint": "GET /forecast", "request_id": "contract-verify-1"}, nil)
+	if v["replayed"] != true || v["cost"] != float64(0) || r.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %s %v", r.Body, r.Header)
+	}
+	if _, v = verify(map[string]any{"key": key}, map[string]string{"X-Request-Id": "contract-verify-2"}); v["request_id"] != "contract-verify-2" || v["cost"] != float64(1) {
+		t.Fatalf("header id: %v", v)
+	}
+	r, v = verify(map[string]any{"key": key, "cost": 6}, nil)
+	if v["code"] != "RATE_LIMITED" || v["valid"] != false || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("rate limited: %s %v", r.Body, r.Header)
+	}
+	if _, v = verify(map[string]any{"key": key, "cost": 5}, nil); v["code"] != "VALID" {
+		t.Fatalf("exact fit: %v", v)
+	}
+	if _, v = verify(map[string]any{"key": "sk_short"}, nil); v["code"] != "MALFORMED_KEY" || v["user"] != nil {
+		t.Fatalf("malformed key: %v", v)
+	}
+	if _, v = verify(map[string]any{"key": unknownKey()}, nil); v["code"] != "NOT_FOUND" {
+		t.Fatalf("unknown key: %v", v)
+	}
+	for _, c := range []struct {
+		name        string
+		body        string
+		contentType string
+		header      map[string]string
+		status      int
+		code        string
+	}{
+		{"malformed", `{"key":`, "", nil, 400, "malformed-request"},
+		{"bad request id", `{"key":"` + key + `","request_id":"no spaces"}`, "", nil, 400, "invalid-request-id"},
+		{"too large", `{"key":"` + key + `","endpoint":"` + strings.Repeat("a", 2048) + `"}`, "", nil, 413, "payload-too-large"},
+		{"not JSON", `key=` + key, "application/x-www-form-urlencoded", nil, 415, "unsupported-media-type"},
+		{"no key", `{"cost":1}`, "", nil, 422, "validation-failed"},
+		{"cost 0", `{"key":"` + key + `","cost":0}`, "", nil, 422, "validation-failed"},
+		{"cost fraction", `{"key":"` + key + `","cost":1.5}`, "", nil, 422, "validation-failed"},
+		{"endpoint control", `{"key":"` + key + `","endpoint":"a\u0007"}`, "", nil, 422, "validation-failed"},
+		{"unknown field", `{"key":"` + key + `","plan":"free"}`, "", nil, 422, "validation-failed"},
+	} {
+		r := e.do(req{method: "POST", path: "/verify", body: c.body, contentType: c.contentType, header: c.header})
+		expectProblem(t, r, c.status, c.code)
+	}
+	// Billed: 4 + 1 + 5 units in three calls; the replay, the denial and
+	// the refused bodies cost nothing.
+	b := e.do(req{method: "GET", path: "/billing", key: key}).JSON(t)
+	if b["requests"] != float64(3) || b["units"] != float64(10) || b["amount"] != "0.10" {
+		t.Fatalf("billing %v", b)
+	}
+	if u := e.do(req{method: "GET", path: "/usage", key: key}); u.Status != 429 {
+		t.Fatalf("/usage with the window full: %d %s", u.Status, u.Body)
+	}
+}
+
 // TestContractPostgresDown points every function at a Postgres that does
 // not answer: every operation that needs it answers 503 with Retry-After,
 // and /health names Postgres.
@@ -436,6 +507,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "GET", path: "/me", key: key},
 		{method: "GET", path: "/usage", key: key},
 		{method: "GET", path: "/billing", key: key},
+		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
 	} {
 		resp := e.do(r)
 		p := expectProblem(t, resp, 503, "service-unavailable")

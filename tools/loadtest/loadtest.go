@@ -12,6 +12,11 @@
 //   - for a metered endpoint, every user's GET /billing "requests" equals
 //     the requests admitted in this run (the users are fresh, so the count
 //     must be exact: no lost usage row, no denied request billed);
+//
+// With Endpoint "/verify" each request is POST /verify with the user's
+// key in the JSON body (no cost: 1 unit each), and a request counts as
+// admitted when it is answered 200 with "valid": true (a denial is a 200
+// with "valid": false).
 //   - no 5xx and no transport error.
 //
 // Two load models:
@@ -61,7 +66,8 @@ type Config struct {
 	// Concurrency is the number of workers: requests in flight at most
 	// (LT_CONCURRENCY).
 	Concurrency int
-	// Endpoint is the path requested with each user's key (LT_ENDPOINT).
+	// Endpoint is the path requested with each user's key (LT_ENDPOINT):
+	// GET with X-API-Key, or for "/verify" POST with the key in the body.
 	Endpoint string
 	// Rate, in requests per second, selects open-loop mode; 0 is closed
 	// loop.
@@ -72,7 +78,8 @@ type Config struct {
 	// Timeout bounds one request. 0 means 10 s.
 	Timeout time.Duration
 	// Metered says whether Endpoint is billed, so that GET /billing must
-	// count exactly the admitted requests. nil means "Endpoint is /usage".
+	// count exactly the admitted requests. nil means "Endpoint is /usage
+	// or /verify".
 	Metered *bool
 	// Warmup sends one request per user before the measured phase, so
 	// that the measured requests find the users' keys in the servers'
@@ -162,7 +169,30 @@ func (c *Config) metered() bool {
 	if c.Metered != nil {
 		return *c.Metered
 	}
-	return c.Endpoint == "/usage"
+	return c.Endpoint == "/usage" || c.verify()
+}
+
+// verify reports whether Endpoint is POST /verify, whose key travels in
+// the body and whose denials are 200s with "valid": false.
+func (c *Config) verify() bool { return c.Endpoint == "/verify" }
+
+// request returns the request of Endpoint for a user's key.
+func (c *Config) request(ctx context.Context, key string) (*http.Request, error) {
+	if !c.verify() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Base+c.Endpoint, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header = http.Header{"X-Api-Key": {key}}
+		return req, nil
+	}
+	body, _ := json.Marshal(map[string]string{"key": key})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+c.Endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header = http.Header{"Content-Type": {"application/json"}}
+	return req, nil
 }
 
 // Report is the outcome of a run. Latencies are in milliseconds.
@@ -192,7 +222,7 @@ type Report struct {
 	Status map[int]int    `json:"status"`           // HTTP status → count
 	Errors map[string]int `json:"errors,omitempty"` // transport error → count
 
-	Admitted int           `json:"admitted"` // 200s
+	Admitted int           `json:"admitted"` // 200s (for /verify: 200s with valid true)
 	Checks   []CheckResult `json:"checks"`
 	OK       bool          `json:"ok"` // every check passed
 }
@@ -223,6 +253,7 @@ type user struct {
 // outcome counts one worker's results; merged at the end so that the hot
 // loop takes no lock.
 type outcome struct {
+	verify   bool // admitted means 200 with "valid": true
 	hist     *hdrhistogram.Histogram
 	status   map[int]int
 	errors   map[string]int
@@ -237,8 +268,10 @@ type windowKey struct {
 	reset int64 // X-RateLimit-Reset of the response; 0 when absent
 }
 
-func newOutcome(users int) *outcome {
+func newOutcome(cfg Config) *outcome {
+	users := cfg.Users
 	return &outcome{
+		verify:   cfg.verify(),
 		hist:     hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3),
 		status:   map[int]int{},
 		errors:   map[string]int{},
@@ -271,17 +304,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Rate > 0 {
 		rep.Mode = "open"
 	}
-	total := newOutcome(cfg.Users)
-	warm := newOutcome(cfg.Users)
+	total := newOutcome(cfg)
+	warm := newOutcome(cfg)
 	if cfg.Warmup {
 		var mu sync.Mutex
 		err := forEachUser(ctx, users, cfg.Concurrency, func(i int, u user) error {
-			o := newOutcome(cfg.Users)
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Base+cfg.Endpoint, nil)
+			o := newOutcome(cfg)
+			req, err := cfg.request(ctx, u.key)
 			if err != nil {
 				return err
 			}
-			req.Header.Set("X-API-Key", u.key)
 			o.do(client, req, i, time.Now())
 			mu.Lock()
 			warm.merge(o)
@@ -321,7 +353,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Max: ms(h.Max()), Mean: h.Mean() / 1000,
 	}
 	rep.Status, rep.Errors = total.status, total.errors
-	rep.Admitted = total.status[http.StatusOK]
+	for _, n := range total.perUser {
+		rep.Admitted += n
+	}
 	// The checks count warm-up requests too: they were admitted and billed.
 	for k, v := range warm.admitted {
 		total.admitted[k] += v
@@ -464,20 +498,18 @@ func send(ctx context.Context, client *http.Client, cfg Config, users []user, to
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
-	target := cfg.Base + cfg.Endpoint
 	stopProgress := startProgress(cfg, &done)
 	start := time.Now()
 	for range cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o := newOutcome(cfg.Users)
+			o := newOutcome(cfg)
 			defer func() {
 				mu.Lock()
 				total.merge(o)
 				mu.Unlock()
 			}()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= cfg.Requests {
@@ -499,8 +531,10 @@ func send(ctx context.Context, client *http.Client, cfg Config, users []user, to
 				} else {
 					due = time.Now()
 				}
-				r := req.Clone(ctx)
-				r.Header = http.Header{"X-Api-Key": {users[u].key}}
+				r, err := cfg.request(ctx, users[u].key)
+				if err != nil {
+					return // validate checked the URL: cannot happen
+				}
 				o.do(client, r, u, due)
 				done.Add(1)
 			}
@@ -516,8 +550,19 @@ func send(ctx context.Context, client *http.Client, cfg Config, users []user, to
 func (o *outcome) do(client *http.Client, req *http.Request, u int, due time.Time) {
 	o.sent++
 	resp, err := client.Do(req)
+	valid := true
 	if err == nil {
-		_, err = io.Copy(io.Discard, resp.Body)
+		if o.verify && resp.StatusCode == http.StatusOK {
+			var v struct {
+				Valid bool `json:"valid"`
+			}
+			var b []byte
+			if b, err = io.ReadAll(resp.Body); err == nil {
+				valid = json.Unmarshal(b, &v) == nil && v.Valid
+			}
+		} else {
+			_, err = io.Copy(io.Discard, resp.Body)
+		}
 		resp.Body.Close()
 	}
 	lat := time.Since(due)
@@ -528,7 +573,7 @@ func (o *outcome) do(client *http.Client, req *http.Request, u int, due time.Tim
 		return
 	}
 	o.status[resp.StatusCode]++
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusOK && valid {
 		reset, _ := strconv.ParseInt(resp.Header.Get("X-RateLimit-Reset"), 10, 64)
 		o.admitted[windowKey{u, reset}]++
 		o.perUser[u]++

@@ -49,8 +49,17 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"username":%q,"api_key":%q}`, in.Username, key)
 		return
 	}
+	key := r.Header.Get("X-API-Key")
+	if r.Method == http.MethodPost && r.URL.Path == "/verify" {
+		var in struct{ Key string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad verify body", http.StatusUnprocessableEntity)
+			return
+		}
+		key = in.Key
+	}
 	f.mu.Lock()
-	name, ok := f.keys[r.Header.Get("X-API-Key")]
+	name, ok := f.keys[key]
 	f.mu.Unlock()
 	if !ok {
 		http.Error(w, "no key", http.StatusUnauthorized)
@@ -67,6 +76,16 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 		fmt.Fprintf(w, `{"requests":%d,"amount":"0.00"}`, n)
+	case "/verify":
+		// POST /verify: every answer is a 200; a denial says valid false.
+		f.mu.Lock()
+		admit := f.admitted[name] < f.limit || f.overAdmit
+		if admit {
+			f.admitted[name]++
+		}
+		f.mu.Unlock()
+		w.Header().Set("X-RateLimit-Reset", "1000")
+		fmt.Fprintf(w, `{"valid":%v,"code":"VALID"}`, admit)
 	case "/usage":
 		if f.delay > 0 {
 			time.Sleep(f.delay)
@@ -153,6 +172,30 @@ func TestDenialsAreNotFailures(t *testing.T) {
 	}
 	if !rep.OK || rep.Admitted != 20 || rep.Status[429] != 80 {
 		t.Fatalf("want 20 admitted, 80 denied, all checks ok: %+v", rep)
+	}
+}
+
+// TestVerifyEndpoint: LT_ENDPOINT=/verify posts each user's key in the
+// body; a 200 counts as admitted only with "valid": true, and the checks
+// still catch a server admitting beyond the limit.
+func TestVerifyEndpoint(t *testing.T) {
+	t.Parallel()
+	f := newFake(5)
+	rep, err := Run(context.Background(), Config{Base: start(t, f), Users: 4, Requests: 100, Concurrency: 10, Endpoint: "/verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Admitted != 20 || rep.Status[200] != 100 || len(rep.Checks) != 3 {
+		t.Fatalf("want 100 answers, 20 admitted, three checks ok: %+v", rep)
+	}
+	bad := newFake(5)
+	bad.overAdmit = true
+	rep, err = Run(context.Background(), Config{Base: start(t, bad), Users: 2, Requests: 20, Concurrency: 4, Endpoint: "/verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || check(t, rep, limitCheck).OK {
+		t.Fatalf("over-admission not caught: %+v", rep.Checks)
 	}
 }
 

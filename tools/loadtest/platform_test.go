@@ -100,6 +100,21 @@ func TestAgainstRealPlatform(t *testing.T) {
 	}
 }
 
+// TestVerifyAgainstRealPlatform: LT_ENDPOINT=/verify against the real
+// handlers: denials are 200s with valid false, and the checks (limit,
+// billing equals admitted) pass on the real platform.
+func TestVerifyAgainstRealPlatform(t *testing.T) {
+	t.Parallel()
+	base, _ := platform(t, map[string]string{"API_RATE_LIMIT": "40", "LOG_LEVEL": "warn"})
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Base: base, Users: 5, Requests: 300, Concurrency: 10, Endpoint: "/verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Requests != 300 || rep.Admitted != 200 || rep.Status[http.StatusOK] != 300 || len(rep.Checks) != 3 {
+		t.Fatalf("report %+v: want 300 answers of 200, 200 admitted, 3 checks ok", rep)
+	}
+}
+
 // BenchmarkInProcessPlatform runs the load tool against the in-process
 // platform (handlers + gateway + HTTP server in this process), so that
 // `-cpuprofile` shows the client and server side of the hot path in one

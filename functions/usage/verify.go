@@ -1,0 +1,245 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/big"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/gate"
+	"github.com/ratebill/platform/shared/httpapi"
+)
+
+// Limits of a POST /verify body.
+const (
+	// MaxCost is the largest cost of one call, in units.
+	MaxCost = 10_000
+	// MaxEndpointLength bounds the endpoint label, in characters.
+	MaxEndpointLength = 128
+	// defaultEndpoint labels calls that name no endpoint.
+	defaultEndpoint = "/verify"
+)
+
+// Verification codes of a POST /verify answer. REVOKED, EXPIRED,
+// SUSPENDED, SPEND_CAP_EXCEEDED and DUPLICATE are decided elsewhere (the
+// store cannot yet tell a revoked key from an unknown one: both are
+// NOT_FOUND).
+const (
+	CodeValid        = "VALID"
+	CodeMalformedKey = "MALFORMED_KEY"
+	CodeNotFound     = "NOT_FOUND"
+	CodeRateLimited  = "RATE_LIMITED"
+)
+
+// ReplayedHeader is set to "true" on the answer to a retried request id.
+const ReplayedHeader = "Idempotent-Replayed"
+
+// VerifyRequest is the body of POST /verify.
+type VerifyRequest struct {
+	// Key is the end client's API key; required.
+	Key string `json:"key"`
+	// Cost is the call's price in units, an integer from 1 to MaxCost;
+	// absent means 1. Kept raw so that 2.0 and 2e0 are integers (as JSON
+	// Schema says) and "2" or 2.5 are not.
+	Cost json.RawMessage `json:"cost,omitempty"`
+	// Endpoint labels the call in the ledger; at most MaxEndpointLength
+	// printable characters.
+	Endpoint string `json:"endpoint,omitempty"`
+	// RequestID makes the call idempotent; absent means the X-Request-Id
+	// header's (or the one the platform assigned).
+	RequestID *string `json:"request_id,omitempty"`
+}
+
+// VerifyUser is the key's owner.
+type VerifyUser struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
+// VerifyLimit is the caller's window after the decision.
+type VerifyLimit struct {
+	Limit     int64     `json:"limit"`     // units per window
+	Remaining int64     `json:"remaining"` // units left in the window
+	ResetsAt  time.Time `json:"resets_at"` // end of the window (UTC)
+	// RetryAfter is 0 when admitted, else the whole seconds (rounded up)
+	// until the cost can fit again.
+	RetryAfter int64 `json:"retry_after"`
+}
+
+// VerifyResponse is the 200 answer of POST /verify, for every
+// well-formed call, admitted or not.
+type VerifyResponse struct {
+	Valid     bool        `json:"valid"`
+	Code      string      `json:"code"`
+	RequestID string      `json:"request_id"`
+	User      *VerifyUser `json:"user"` // null until the key is known
+	// Cost is the units taken and billed: 0 when not admitted or when the
+	// request id was already recorded.
+	Cost int64 `json:"cost"`
+	// RateLimit is null when the key is not known, or while the limit is
+	// not enforced (RATE_LIMIT_FAIL_OPEN).
+	RateLimit *VerifyLimit `json:"ratelimit"`
+	// TotalUnits is the user's recorded units, this call's included; 0
+	// when the call was not admitted (nothing is read for a denial).
+	TotalUnits int64 `json:"total_units"`
+	// Replayed reports a retried request id: served, not billed again.
+	Replayed bool `json:"replayed"`
+}
+
+// verifier serves POST /verify: another API's server asks whether its
+// caller's key may make a call of a given cost, and the call is metered
+// exactly as GET /usage is (the same gate: key, limit, durable record).
+type verifier struct {
+	gate    *gate.Gate
+	maxBody int64
+}
+
+func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req VerifyRequest
+	if err := httpapi.DecodeJSON(w, r, v.maxBody, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	call, err := v.call(r, req)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	resp := VerifyResponse{RequestID: call.RequestID}
+
+	// A key of the wrong shape is an answer, not an error; no I/O.
+	if apikey.Validate(req.Key) != nil {
+		resp.Code = CodeMalformedKey
+		httpapi.JSON(w, http.StatusOK, resp)
+		return
+	}
+	p, err := v.gate.Authenticate(ctx, req.Key)
+	switch shared.ErrorCode(err) {
+	case "":
+	case shared.EUnauthorized:
+		resp.Code = CodeNotFound
+		httpapi.JSON(w, http.StatusOK, resp)
+		return
+	default: // a dependency failed: never an answer of valid false
+		httpapi.Error(w, r, err)
+		return
+	}
+	resp.User = &VerifyUser{ID: p.UserID, Username: p.Username}
+
+	m, err := v.gate.Admit(ctx, p, call)
+	if m.Limited {
+		gate.SetRateLimitHeaders(w.Header(), "default", m.Limit)
+		resp.RateLimit = &VerifyLimit{
+			Limit:     m.Limit.Limit.Requests,
+			Remaining: m.Limit.Remaining,
+			ResetsAt:  m.Limit.ResetAt(),
+		}
+		if !m.Limit.Allowed {
+			resp.RateLimit.RetryAfter = max(int64(math.Ceil(m.Limit.RetryAfter.Seconds())), 1)
+		}
+	}
+	switch {
+	case err != nil:
+		httpapi.Error(w, r, err)
+		return
+	case !m.Admitted():
+		resp.Code = CodeRateLimited
+	default:
+		resp.Valid, resp.Code = true, CodeValid
+		resp.Cost = m.Cost
+		resp.TotalUnits = m.Usage.TotalUnits
+		resp.Replayed = m.Usage.Duplicate
+		if resp.Replayed {
+			w.Header()[ReplayedHeader] = []string{"true"}
+		}
+	}
+	httpapi.JSON(w, http.StatusOK, resp)
+}
+
+// call checks the body's fields and returns the call to admit. Invalid
+// fields are one 422 naming each; a bad request id is a 400 of its own
+// (never silently replaced), whether from the body or X-Request-Id.
+func (v *verifier) call(r *http.Request, req VerifyRequest) (gate.Call, error) {
+	var fields []shared.FieldError
+	if req.Key == "" {
+		fields = append(fields, shared.FieldError{Field: "key", Detail: "required: the API key to verify"})
+	}
+	cost, ok := parseCost(req.Cost)
+	if !ok {
+		fields = append(fields, shared.FieldError{Field: "cost", Detail: "must be an integer from 1 to " + strconv.Itoa(MaxCost)})
+	}
+	if !validEndpoint(req.Endpoint) {
+		fields = append(fields, shared.FieldError{Field: "endpoint", Detail: "at most " + strconv.Itoa(MaxEndpointLength) + " printable characters, no control characters"})
+	}
+	if len(fields) > 0 {
+		msg := "invalid field " + fields[0].Field
+		if len(fields) > 1 {
+			msg = "invalid fields"
+		}
+		return gate.Call{}, &shared.Error{Code: shared.EInvalid, Message: msg, Fields: fields}
+	}
+	c := gate.Call{Endpoint: req.Endpoint, Cost: cost}
+	if c.Endpoint == "" {
+		c.Endpoint = defaultEndpoint
+	}
+	switch h := r.Header.Get(httpapi.RequestIDHeader); {
+	case req.RequestID != nil:
+		c.RequestID = *req.RequestID
+	case h != "":
+		c.RequestID = h
+	default:
+		c.RequestID = httpapi.RequestID(r.Context()) // assigned by the middleware
+	}
+	if !httpapi.ValidRequestID(c.RequestID) {
+		return gate.Call{}, shared.Errorf(shared.EInvalidRequestID, "request_id must be 8 to 128 characters of A-Z a-z 0-9 . _ : -")
+	}
+	return c, nil
+}
+
+// parseCost reads the cost: absent is 1; otherwise a JSON number whose
+// value is an integer from 1 to MaxCost (2.0 and 2e0 are 2). Strings,
+// null, fractions and anything out of range are refused.
+func parseCost(raw json.RawMessage) (int64, bool) {
+	if len(raw) == 0 {
+		return 1, true
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || len(raw) > 64 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false
+	}
+	// 256 bits hold every value of at most 64 characters up to MaxCost
+	// closely enough that no fraction rounds to an integer; exponents are
+	// parsed without expanding them.
+	f, _, err := big.ParseFloat(string(raw), 10, 256, big.ToNearestEven)
+	if err != nil || !f.IsInt() {
+		return 0, false
+	}
+	n, acc := f.Int64()
+	if acc != big.Exact || n < 1 || n > MaxCost {
+		return 0, false
+	}
+	return n, true
+}
+
+// validEndpoint reports whether s is at most MaxEndpointLength printable
+// characters (letters, marks, numbers, punctuation, symbols and the ASCII
+// space: unicode.IsPrint), the rule the OpenAPI pattern states.
+func validEndpoint(s string) bool {
+	if utf8.RuneCountInString(s) > MaxEndpointLength {
+		return false
+	}
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return false
+		}
+	}
+	return true
+}
