@@ -29,6 +29,9 @@ type UsageEvent struct {
 	// Units is the call's cost in units; 0 means 1 (a call without a
 	// cost). Limits, usage and bills count units.
 	Units int64
+	// ReleaseHash is the SHA-256 of the call's release token, or nil when
+	// the call cannot be released.
+	ReleaseHash []byte
 }
 
 // UsageResult is the outcome of recording one UsageEvent.
@@ -40,6 +43,23 @@ type UsageResult struct {
 	// Duplicate reports that the request id had already been recorded:
 	// nothing was added (Total and TotalUnits are the current totals).
 	Duplicate bool
+	// For a Duplicate, what the ledger holds of the first record:
+	// Replays counts the times the id came again (this one included), Age
+	// is the time since the first record (database clock), FirstUnits its
+	// units, and Released whether it was released.
+	Replays    int
+	Age        time.Duration
+	FirstUnits int64
+	Released   bool
+}
+
+// Release is the outcome of releasing a call by its token.
+type Release struct {
+	UserID    int64
+	RequestID string
+	Units     int64
+	// RecordedAt is when the call was recorded (database clock).
+	RecordedAt time.Time
 }
 
 // Period is a billed span on the database clock, with the metered

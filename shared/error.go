@@ -11,23 +11,25 @@ type Code string
 
 // Application error codes.
 const (
-	EInvalid          Code = "validation-failed"      // 422: well-formed request, invalid fields
-	EMalformed        Code = "malformed-request"      // 400: body is not valid JSON
-	EInvalidRequestID Code = "invalid-request-id"     // 400: a request id that breaks the rule (8-128 of A-Z a-z 0-9 . _ : -)
-	EUnauthorized     Code = "unauthorized"           // 401: missing, malformed or unknown key
-	ENotFound         Code = "not-found"              // 404
-	EMethod           Code = "method-not-allowed"     // 405
-	EConflict         Code = "conflict"               // 409: duplicate username or email
-	ETooLarge         Code = "payload-too-large"      // 413
-	EUnsupportedMedia Code = "unsupported-media-type" // 415
-	ERateLimited      Code = "rate-limited"           // 429
-	EUnavailable      Code = "service-unavailable"    // 503: a dependency is down, or the instance is draining
-	EInternal         Code = "internal-error"         // 500: a bug; details are logged, not sent
+	EInvalid           Code = "validation-failed"      // 422: well-formed request, invalid fields
+	EMalformed         Code = "malformed-request"      // 400: body is not valid JSON
+	EInvalidRequestID  Code = "invalid-request-id"     // 400: a request id that breaks the rule (8-128 of A-Z a-z 0-9 . _ : -)
+	EUnauthorized      Code = "unauthorized"           // 401: missing, malformed or unknown key
+	ENotFound          Code = "not-found"              // 404
+	EMethod            Code = "method-not-allowed"     // 405
+	EConflict          Code = "conflict"               // 409: duplicate username or email
+	ERequestIDReused   Code = "request-id-reused"      // 409: a request id replayed past the bound (3 times, 24 h)
+	ERequestIDConflict Code = "request-id-conflict"    // 409: a recorded request id sent with another cost
+	ETooLarge          Code = "payload-too-large"      // 413
+	EUnsupportedMedia  Code = "unsupported-media-type" // 415
+	ERateLimited       Code = "rate-limited"           // 429
+	EUnavailable       Code = "service-unavailable"    // 503: a dependency is down, or the instance is draining
+	EInternal          Code = "internal-error"         // 500: a bug; details are logged, not sent
 )
 
 // Codes lists every code, in status order, for generators (the nginx
 // problem bodies) and tests.
-var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ENotFound, EMethod, EConflict, ETooLarge,
+var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
 	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.
@@ -72,6 +74,13 @@ func Unavailable(dependency string, cause error) *Error {
 // routes the retry to another instance. It is one value, so errors.Is
 // recognises it through any wrapping.
 var ErrShuttingDown = &Error{Code: EUnavailable, Message: "this instance is shutting down; retry"}
+
+// The answers for a well-formed key that authenticates nobody. Both are
+// EUnauthorized (401); POST /verify tells them apart (NOT_FOUND, REVOKED).
+var (
+	ErrUnknownKey = &Error{Code: EUnauthorized, Message: "unknown API key"}
+	ErrRevokedKey = &Error{Code: EUnauthorized, Message: "revoked API key"}
+)
 
 // ErrorCode returns the code of the first *Error in err's chain, EInternal
 // for any other non-nil error, and "" for nil.

@@ -29,8 +29,9 @@ func init() {
 // calls the gate itself).
 func Handler(d *deps.Deps) (http.Handler, error) {
 	return serve.Router(routes.Usage, d.Gate, serve.Handlers{
-		"GET /usage":   http.HandlerFunc(serveUsage),
-		"POST /verify": &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
+		"GET /usage":           http.HandlerFunc(serveUsage),
+		"POST /verify":         &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
+		"POST /verify/release": &releaser{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 	}, serve.OptionsFor(d))
 }
 

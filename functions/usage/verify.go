@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/big"
 	"net/http"
@@ -27,19 +28,22 @@ const (
 	defaultEndpoint = "/verify"
 )
 
-// Verification codes of a POST /verify answer. REVOKED, EXPIRED,
-// SUSPENDED, SPEND_CAP_EXCEEDED and DUPLICATE are decided elsewhere (the
-// store cannot yet tell a revoked key from an unknown one: both are
-// NOT_FOUND).
+// Verification codes of a POST /verify answer. EXPIRED, SUSPENDED and
+// SPEND_CAP_EXCEEDED belong to later work (key expiry, suspension, spend
+// caps); clients must accept codes they do not know as a denial.
 const (
 	CodeValid        = "VALID"
 	CodeMalformedKey = "MALFORMED_KEY"
 	CodeNotFound     = "NOT_FOUND"
+	CodeRevoked      = "REVOKED"
 	CodeRateLimited  = "RATE_LIMITED"
+	// CodeDuplicate: the request id was answered MaxReplays times already
+	// or first recorded more than ReplayWindow ago.
+	CodeDuplicate = "DUPLICATE"
 )
 
 // ReplayedHeader is set to "true" on the answer to a retried request id.
-const ReplayedHeader = "Idempotent-Replayed"
+const ReplayedHeader = gate.ReplayedHeader
 
 // VerifyRequest is the body of POST /verify.
 type VerifyRequest struct {
@@ -89,8 +93,14 @@ type VerifyResponse struct {
 	// TotalUnits is the user's recorded units, this call's included; 0
 	// when the call was not admitted (nothing is read for a denial).
 	TotalUnits int64 `json:"total_units"`
-	// Replayed reports a retried request id: served, not billed again.
+	// Replayed reports a retried request id: the first decision again,
+	// not billed again (at most gate.MaxReplays times).
 	Replayed bool `json:"replayed"`
+	// Released is true on a replay of a call that was released.
+	Released bool `json:"released,omitempty"`
+	// ReleaseToken releases this call (POST /verify/release) within 15
+	// minutes: present only on the first answer of an admitted call.
+	ReleaseToken string `json:"release_token,omitempty"`
 }
 
 // verifier serves POST /verify: another API's server asks whether its
@@ -126,6 +136,9 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "":
 	case shared.EUnauthorized:
 		resp.Code = CodeNotFound
+		if errors.Is(err, shared.ErrRevokedKey) {
+			resp.Code = CodeRevoked
+		}
 		httpapi.JSON(w, http.StatusOK, resp)
 		return
 	default: // a dependency failed: never an answer of valid false
@@ -147,8 +160,10 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch {
+	case shared.ErrorCode(err) == shared.ERequestIDReused:
+		resp.Code = CodeDuplicate // a denial like any other: 200
 	case err != nil:
-		httpapi.Error(w, r, err)
+		httpapi.Error(w, r, err) // 503, or 409 for another cost under a recorded id
 		return
 	case !m.Admitted():
 		resp.Code = CodeRateLimited
@@ -156,7 +171,8 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.Valid, resp.Code = true, CodeValid
 		resp.Cost = m.Cost
 		resp.TotalUnits = m.Usage.TotalUnits
-		resp.Replayed = m.Usage.Duplicate
+		resp.Replayed, resp.Released = m.Replayed, m.Replayed && m.Usage.Released
+		resp.ReleaseToken = m.ReleaseToken
 		if resp.Replayed {
 			w.Header()[ReplayedHeader] = []string{"true"}
 		}
@@ -186,7 +202,7 @@ func (v *verifier) call(r *http.Request, req VerifyRequest) (gate.Call, error) {
 		}
 		return gate.Call{}, &shared.Error{Code: shared.EInvalid, Message: msg, Fields: fields}
 	}
-	c := gate.Call{Endpoint: req.Endpoint, Cost: cost}
+	c := gate.Call{Endpoint: req.Endpoint, Cost: cost, Releasable: true}
 	if c.Endpoint == "" {
 		c.Endpoint = defaultEndpoint
 	}
@@ -242,4 +258,47 @@ func validEndpoint(s string) bool {
 		}
 	}
 	return true
+}
+
+// ReleaseRequest is the body of POST /verify/release.
+type ReleaseRequest struct {
+	// ReleaseToken is the token the admitting POST /verify answer carried.
+	ReleaseToken string `json:"release_token"`
+}
+
+// ReleaseResponse is the 200 answer of POST /verify/release.
+type ReleaseResponse struct {
+	Released  bool   `json:"released"`
+	RequestID string `json:"request_id"`
+	// Cost is the units given back to the quota and taken off the bill.
+	Cost int64 `json:"cost"`
+}
+
+// releaser serves POST /verify/release: the holder of a release token
+// (the customer's server that verified the call) releases the call after
+// its upstream failed, within 15 minutes and once: its quota comes back
+// and it is not billed. An unknown token is 404, a second release or a
+// late one 409.
+type releaser struct {
+	gate    *gate.Gate
+	maxBody int64
+}
+
+func (rl *releaser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req ReleaseRequest
+	if err := httpapi.DecodeJSON(w, r, rl.maxBody, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if req.ReleaseToken == "" {
+		httpapi.Error(w, r, &shared.Error{Code: shared.EInvalid, Message: "invalid field release_token",
+			Fields: []shared.FieldError{{Field: "release_token", Detail: "required: the token of the POST /verify answer"}}})
+		return
+	}
+	rel, err := rl.gate.Release(r.Context(), req.ReleaseToken)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, ReleaseResponse{Released: true, RequestID: rel.RequestID, Cost: rel.Units})
 }

@@ -188,7 +188,7 @@ func TestVerifyCodes(t *testing.T) {
 	if err := e.d.Store.RevokeKey(context.Background(), apikey.Hash(e.key)); err != nil {
 		t.Fatal(err)
 	}
-	if a := e.post(t, verifyBody(map[string]any{"key": e.key}), nil); a.code != 200 || a.resp.Code != "NOT_FOUND" {
+	if a := e.post(t, verifyBody(map[string]any{"key": e.key}), nil); a.code != 200 || a.resp.Code != "REVOKED" {
 		t.Fatalf("revoked: %d %s", a.code, a.raw)
 	}
 	requests, units, quota := e.recorded(t)

@@ -34,7 +34,7 @@ type lookuper interface {
 type Authenticator struct {
 	store   lookuper
 	cache   *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
-	unknown *expirable.LRU[apikey.Digest, struct{}]         // nil: no negative cache
+	unknown *expirable.LRU[apikey.Digest, *shared.Error]    // nil: no negative cache; ErrUnknownKey or ErrRevokedKey
 	group   singleflight.Group
 }
 
@@ -51,13 +51,10 @@ func New(store lookuper, ttl time.Duration, size int) *Authenticator {
 // (0 disables) and returns a.
 func (a *Authenticator) WithNegativeCache(ttl time.Duration, size int) *Authenticator {
 	if ttl > 0 && size > 0 {
-		a.unknown = expirable.NewLRU[apikey.Digest, struct{}](size, nil, ttl)
+		a.unknown = expirable.NewLRU[apikey.Digest, *shared.Error](size, nil, ttl)
 	}
 	return a
 }
-
-// errUnknown is the answer for a well-formed key with no live row.
-var errUnknown = &shared.Error{Code: shared.EUnauthorized, Message: "unknown or revoked API key"}
 
 // Cached returns the principal of key when this instance has it cached,
 // without I/O. Callers use it to skip checks that only guard lookups.
@@ -85,8 +82,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 		}
 	}
 	if a.unknown != nil {
-		if _, ok := a.unknown.Get(digest); ok {
-			return shared.Principal{}, errUnknown
+		if err, ok := a.unknown.Get(digest); ok {
+			return shared.Principal{}, err
 		}
 	}
 	v, err, _ := a.group.Do(string(digest[:]), func() (any, error) {
@@ -98,11 +95,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	})
 	switch shared.ErrorCode(err) {
 	case "":
-	case shared.ENotFound:
-		if a.unknown != nil {
-			a.unknown.Add(digest, struct{}{})
+	case shared.ENotFound, shared.EUnauthorized:
+		if err != shared.ErrRevokedKey {
+			err = shared.ErrUnknownKey
 		}
-		return shared.Principal{}, errUnknown
+		if a.unknown != nil {
+			a.unknown.Add(digest, err.(*shared.Error))
+		}
+		return shared.Principal{}, err
 	default:
 		return shared.Principal{}, err // EUnavailable from the store
 	}

@@ -66,7 +66,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		FailOpen:      cfg.RateLimitFailOpen,
 		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
 		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
-	})
+	}).WithReleaser(store)
 	return d, nil
 }
 

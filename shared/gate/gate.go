@@ -26,6 +26,9 @@ package gate
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -56,6 +59,27 @@ type recorder interface {
 	Record(ctx context.Context, ev shared.UsageEvent) (shared.UsageResult, error)
 }
 
+// releaser releases a recorded call by its token's digest; *postgres.Store.
+type releaser interface {
+	Release(ctx context.Context, digest []byte, window time.Duration) (shared.Release, error)
+}
+
+// Retries and releases.
+const (
+	// MaxReplays is how many times a recorded request id is answered
+	// again with the first decision, at no cost. A replay beyond it is
+	// refused (ERequestIDReused): a replayed id never buys unbounded
+	// service.
+	MaxReplays = 3
+	// ReplayWindow is how long after its first record a request id is
+	// replayed; later it is refused too. Ids stay unique per user for
+	// good (the ledger's key), so a reused id is never billed twice.
+	ReplayWindow = 24 * time.Hour
+	// ReleaseWindow is how long after its admission a call can be released
+	// by the holder of its release token.
+	ReleaseWindow = 15 * time.Minute
+)
+
 // Options are the gate's policies.
 type Options struct {
 	// UserLimit is every user's quota (API_RATE_LIMIT per API_RATE_WINDOW).
@@ -78,6 +102,7 @@ type Options struct {
 
 // Gate authenticates, limits and meters requests.
 type Gate struct {
+	releaser releaser // nil: calls cannot be released
 	auth     authenticator
 	limiter  limiter
 	recorder recorder
@@ -90,6 +115,16 @@ func New(a authenticator, l limiter, r recorder, o Options) *Gate {
 	return &Gate{auth: a, limiter: l, recorder: r, opts: o,
 		denied: fmt.Sprintf("rate limit of %d requests per %d s exceeded", o.UserLimit.Requests, int64(o.UserLimit.Window/time.Second))}
 }
+
+// WithReleaser lets the gate release calls (Release) through r and
+// returns g.
+func (g *Gate) WithReleaser(r releaser) *Gate {
+	g.releaser = r
+	return g
+}
+
+// ReplayedHeader is "true" on the answer to a replayed request id.
+const ReplayedHeader = "Idempotent-Replayed"
 
 // UserLimit is the per-user quota the gate enforces.
 func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
@@ -105,6 +140,10 @@ type Call struct {
 	// Cost is the call's price in units; 0 means 1 (a call without a
 	// cost). Negative costs are refused (EInvalid).
 	Cost int64
+	// Releasable asks for a release token when the call is admitted
+	// (POST /verify): its holder can release the call within
+	// ReleaseWindow, giving its quota back and taking it off the bill.
+	Releasable bool
 }
 
 // Metering is what the gate decided for one metered call.
@@ -121,6 +160,14 @@ type Metering struct {
 	// bill: its cost when admitted and newly recorded, 0 when denied or
 	// when its request id had been recorded before.
 	Cost int64
+	// Replayed reports a request id recorded before, answered again with
+	// the first decision at no cost (at most MaxReplays times, within
+	// ReplayWindow); Usage.Released says whether that call was released.
+	Replayed bool
+	// ReleaseToken releases this call (Release); set only when the call
+	// asked for one and was newly recorded. It is shown once: only its
+	// SHA-256 is stored.
+	ReleaseToken string
 }
 
 // Admitted reports whether the call may be served.
@@ -159,19 +206,88 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	if !m.Admitted() {
 		return m, nil
 	}
-	m.Usage, err = g.recorder.Record(ctx, shared.UsageEvent{UserID: p.UserID, RequestID: c.RequestID, Endpoint: c.Endpoint, Units: cost})
+	ev := shared.UsageEvent{UserID: p.UserID, RequestID: c.RequestID, Endpoint: c.Endpoint, Units: cost}
+	if c.Releasable {
+		m.ReleaseToken, ev.ReleaseHash = newReleaseToken()
+	}
+	m.Usage, err = g.recorder.Record(ctx, ev)
 	if err != nil || m.Usage.Duplicate {
-		// Not newly billed: give the quota back. A duplicate (a retry with
-		// the same request id) is served, but costs nothing.
+		// Not newly billed: give the quota back.
 		if m.Limited {
 			g.refund(ctx, key, m.Limit, cost)
 			m.Limit.Used -= cost
 			m.Limit.Remaining += cost
 		}
-		return m, err
+		m.ReleaseToken = ""
+		if err != nil {
+			return m, err
+		}
+		return m, replay(m.Usage, cost, &m)
 	}
 	m.Cost = cost
 	return m, nil
+}
+
+// replay judges a request id that was recorded before: the same cost,
+// within MaxReplays and ReplayWindow, is a replay of the first decision at
+// no cost; another cost is ERequestIDConflict; anything else is
+// ERequestIDReused.
+func replay(u shared.UsageResult, cost int64, m *Metering) error {
+	switch {
+	case u.FirstUnits != cost:
+		return shared.Errorf(shared.ERequestIDConflict, "request id was recorded with a cost of %d units; a retry must send the same cost, a new call a new id", u.FirstUnits)
+	case u.Replays > MaxReplays || u.Age > ReplayWindow:
+		return shared.Errorf(shared.ERequestIDReused, "request id was already answered %d times or more than %v ago; send a new id for a new call", MaxReplays, ReplayWindow)
+	}
+	m.Replayed = true
+	return nil
+}
+
+// Release releases the call admitted with token: once, within
+// ReleaseWindow, its record is marked released and taken off the totals
+// and the bill, and its units go back to the user's quota when its window
+// is still the current one. Errors: ENotFound for an unknown token,
+// EConflict when it was released already or the window has passed.
+func (g *Gate) Release(ctx context.Context, token string) (shared.Release, error) {
+	if g.releaser == nil || !validReleaseToken(token) {
+		return shared.Release{}, shared.Errorf(shared.ENotFound, "unknown release token")
+	}
+	digest := sha256.Sum256([]byte(token))
+	r, err := g.releaser.Release(ctx, digest[:], ReleaseWindow)
+	if shared.ErrorCode(err) == shared.ENotFound {
+		return r, shared.Errorf(shared.ENotFound, "unknown release token")
+	}
+	if err != nil {
+		return r, err
+	}
+	// Windows are aligned to the Unix epoch (the limiter's rule): the
+	// call's window started at the multiple of the window before it. The
+	// refund is ignored when that window is over.
+	if w := int64(g.opts.UserLimit.Window / time.Second); w > 0 {
+		start := time.Unix(r.RecordedAt.Unix()/w*w, 0)
+		g.refund(ctx, "user:"+strconv.FormatInt(r.UserID, 10), ratelimit.Result{WindowStart: start}, r.Units)
+	}
+	return r, nil
+}
+
+// ReleaseTokenPrefix starts every release token.
+const ReleaseTokenPrefix = "rt_"
+
+// newReleaseToken returns a token of 256 random bits and its SHA-256.
+func newReleaseToken() (string, []byte) {
+	var b [32]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	t := ReleaseTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	d := sha256.Sum256([]byte(t))
+	return t, d[:]
+}
+
+func validReleaseToken(t string) bool {
+	if len(t) != len(ReleaseTokenPrefix)+43 || t[:len(ReleaseTokenPrefix)] != ReleaseTokenPrefix {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(t[len(ReleaseTokenPrefix):])
+	return err == nil
 }
 
 // take takes n units from key's quota. When Redis cannot decide it
@@ -262,6 +378,9 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 		case !m.Admitted():
 			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.denied, w.Header().Get("Retry-After")))
 		default:
+			if m.Replayed {
+				w.Header()[ReplayedHeader] = []string{"true"}
+			}
 			h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, callKey, &call{principal: p, metering: m, metered: true})))
 		}
 	})

@@ -397,3 +397,91 @@ func TestPostgresDownGivesTheWholeCostBack(t *testing.T) {
 		t.Fatalf("quota used %d (%v), want 0", res.Used, err)
 	}
 }
+
+// TestReplaysAreBounded: a thousand concurrent replays of one admitted
+// request id get the first decision again at most MaxReplays times; the
+// rest are refused with 409 request-id-reused. Nothing is billed twice
+// and the quota is taken once.
+func TestReplaysAreBounded(t *testing.T) {
+	t.Parallel()
+	// A replay is judged after its quota is taken (and given back): a
+	// limit that every replay fits in isolates the bound under test.
+	b := setup(t, options{gate: gate.Options{UserLimit: ratelimit.Limit{Requests: 100_000, Window: time.Hour}}})
+	h := b.gate.Metered("/usage", echo)
+	if a := call(h, b.key, "replay-bound-1"); a.code != 200 {
+		t.Fatalf("first: %d %v", a.code, a.body)
+	}
+	const n = 1000
+	codes := make([]int, n)
+	replayed := make([]bool, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := call(h, b.key, "replay-bound-1")
+			codes[i], replayed[i] = a.code, a.header.Get(gate.ReplayedHeader) == "true"
+		}()
+	}
+	wg.Wait()
+	count := map[int]int{}
+	for i, c := range codes {
+		count[c]++
+		if c == 200 && !replayed[i] {
+			t.Fatal("a replay answered 200 without Idempotent-Replayed")
+		}
+	}
+	if count[200] != gate.MaxReplays || count[409] != n-gate.MaxReplays {
+		t.Fatalf("statuses %v, want %d replays and the rest 409", count, gate.MaxReplays)
+	}
+	total, err := b.store.TotalRequests(context.Background(), b.userID)
+	if err != nil || total != 1 {
+		t.Fatalf("billed %d (%v), want 1", total, err)
+	}
+	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 100_000, Window: time.Hour}, 0)
+	if err != nil || res.Used != 1 {
+		t.Fatalf("quota used %d (%v), want 1", res.Used, err)
+	}
+}
+
+// TestReleaseGivesTheQuotaBack: a released call's units return to the
+// quota and leave the totals; the token works once.
+func TestReleaseGivesTheQuotaBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	g := b.gate.WithReleaser(b.store)
+	ctx := context.Background()
+	p, err := g.Authenticate(ctx, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := g.Admit(ctx, p, gate.Call{Endpoint: "/verify", RequestID: "release-me-1", Cost: 4, Releasable: true})
+	if err != nil || m.ReleaseToken == "" || m.Limit.Remaining != 6 {
+		t.Fatalf("admit: %+v %v", m, err)
+	}
+	r, err := g.Release(ctx, m.ReleaseToken)
+	if err != nil || r.Units != 4 || r.RequestID != "release-me-1" {
+		t.Fatalf("release: %+v %v", r, err)
+	}
+	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	if err != nil || res.Used != 0 {
+		t.Fatalf("quota used %d (%v) after the release, want 0", res.Used, err)
+	}
+	if units, err := b.store.TotalUnits(ctx, b.userID); err != nil || units != 0 {
+		t.Fatalf("total units %d (%v) after the release, want 0", units, err)
+	}
+	if _, err := g.Release(ctx, m.ReleaseToken); shared.ErrorCode(err) != shared.EConflict {
+		t.Fatalf("second release: %v", err)
+	}
+	if _, err := g.Release(ctx, "rt_nope"); shared.ErrorCode(err) != shared.ENotFound {
+		t.Fatalf("malformed token: %v", err)
+	}
+	// A replay of the released call: the first decision, marked released.
+	m, err = g.Admit(ctx, p, gate.Call{Endpoint: "/verify", RequestID: "release-me-1", Cost: 4, Releasable: true})
+	if err != nil || !m.Replayed || !m.Usage.Released || m.Cost != 0 || m.ReleaseToken != "" {
+		t.Fatalf("replay of a released call: %+v %v", m, err)
+	}
+	if _, err := g.Admit(ctx, p, gate.Call{Endpoint: "/verify", RequestID: "release-me-1", Cost: 5}); shared.ErrorCode(err) != shared.ERequestIDConflict {
+		t.Fatalf("another cost under the same id: %v", err)
+	}
+}

@@ -29,18 +29,20 @@ type Problem struct {
 }
 
 var statuses = map[shared.Code]int{
-	shared.EMalformed:        http.StatusBadRequest,
-	shared.EInvalidRequestID: http.StatusBadRequest,
-	shared.EUnauthorized:     http.StatusUnauthorized,
-	shared.ENotFound:         http.StatusNotFound,
-	shared.EMethod:           http.StatusMethodNotAllowed,
-	shared.EConflict:         http.StatusConflict,
-	shared.ETooLarge:         http.StatusRequestEntityTooLarge,
-	shared.EUnsupportedMedia: http.StatusUnsupportedMediaType,
-	shared.EInvalid:          http.StatusUnprocessableEntity,
-	shared.ERateLimited:      http.StatusTooManyRequests,
-	shared.EUnavailable:      http.StatusServiceUnavailable,
-	shared.EInternal:         http.StatusInternalServerError,
+	shared.EMalformed:         http.StatusBadRequest,
+	shared.EInvalidRequestID:  http.StatusBadRequest,
+	shared.ERequestIDReused:   http.StatusConflict,
+	shared.ERequestIDConflict: http.StatusConflict,
+	shared.EUnauthorized:      http.StatusUnauthorized,
+	shared.ENotFound:          http.StatusNotFound,
+	shared.EMethod:            http.StatusMethodNotAllowed,
+	shared.EConflict:          http.StatusConflict,
+	shared.ETooLarge:          http.StatusRequestEntityTooLarge,
+	shared.EUnsupportedMedia:  http.StatusUnsupportedMediaType,
+	shared.EInvalid:           http.StatusUnprocessableEntity,
+	shared.ERateLimited:       http.StatusTooManyRequests,
+	shared.EUnavailable:       http.StatusServiceUnavailable,
+	shared.EInternal:          http.StatusInternalServerError,
 }
 
 // Status returns the HTTP status for an error code.

@@ -101,22 +101,27 @@ SELECT u.id, u.username, u.email, u.created_at, k.display_prefix FROM u, k`
 	return u, nil
 }
 
-// LookupKey returns the principal owning the unrevoked key with digest,
-// or an ENotFound error.
+// LookupKey returns the principal owning the key with digest:
+// shared.ErrRevokedKey when it was revoked, an ENotFound error when there
+// is no such key.
 func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Principal, error) {
 	const q = `
-SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix
+SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL
 FROM api_keys k JOIN users u ON u.id = k.user_id
-WHERE k.key_hash = $1 AND k.revoked_at IS NULL`
+WHERE k.key_hash = $1`
 	var p shared.Principal
 	pool, err := s.db(ctx)
 	if err != nil {
 		return shared.Principal{}, err
 	}
+	var revoked bool
 	err = pool.QueryRow(ctx, q, digest[:]).
-		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix)
+		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked)
 	if err != nil {
 		return shared.Principal{}, mapError("looking up key", err)
+	}
+	if revoked {
+		return shared.Principal{}, shared.ErrRevokedKey
 	}
 	p.CreatedAt = p.CreatedAt.UTC()
 	return p, nil
@@ -149,10 +154,10 @@ func (s *Store) WriteUsage(ctx context.Context, events []shared.UsageEvent) ([]s
 	// and cannot deadlock.
 	const q = `
 WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS t(user_id, request_id, endpoint, units)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[]) AS t(user_id, request_id, endpoint, units, release_hash)
 ), ins AS (
-    INSERT INTO usage_events (user_id, request_id, endpoint, units)
-    SELECT user_id, request_id, endpoint, units FROM input
+    INSERT INTO usage_events (user_id, request_id, endpoint, units, release_hash)
+    SELECT user_id, request_id, endpoint, units, release_hash FROM input
     ON CONFLICT DO NOTHING
     RETURNING user_id, request_id, units, created_at
 ), tot AS (
@@ -172,7 +177,9 @@ SELECT ins.user_id, ins.request_id, ins.units, tot.total_requests, tot.total_uni
 	ids := make([]string, len(events))
 	endpoints := make([]string, len(events))
 	units := make([]int64, len(events))
+	releases := make([][]byte, len(events))
 	for i, e := range events {
+		releases[i] = e.ReleaseHash
 		users[i], ids[i], endpoints[i], units[i] = e.UserID, e.RequestID, e.Endpoint, e.Units
 		if units[i] == 0 {
 			units[i] = 1
@@ -182,7 +189,7 @@ SELECT ins.user_id, ins.request_id, ins.units, tot.total_requests, tot.total_uni
 	if err != nil {
 		return nil, err
 	}
-	rows, err := pool.Query(ctx, q, users, ids, endpoints, units)
+	rows, err := pool.Query(ctx, q, users, ids, endpoints, units, releases)
 	if err != nil {
 		return nil, mapError("writing usage", err)
 	}
@@ -238,6 +245,9 @@ SELECT ins.user_id, ins.request_id, ins.units, tot.total_requests, tot.total_uni
 		if err != nil {
 			return nil, err
 		}
+		if err := s.replays(ctx, pool, events, out); err != nil {
+			return nil, err
+		}
 		for i := range out {
 			if out[i].Duplicate {
 				t := cur[events[i].UserID]
@@ -246,6 +256,110 @@ SELECT ins.user_id, ins.request_id, ins.units, tot.total_requests, tot.total_uni
 		}
 	}
 	return out, nil
+}
+
+// replays counts one replay on the first record of every duplicate of
+// the batch, in one statement (duplicates are rare: retries), and fills
+// in what the caller needs to judge it: the count, the record's age on
+// the database clock, its units and whether it was released. The same
+// id twice in one batch counts twice, as two replays would.
+func (s *Store) replays(ctx context.Context, pool *pgxpool.Pool, events []shared.UsageEvent, out []shared.UsageResult) error {
+	const q = `
+WITH d AS (
+    SELECT user_id, request_id, count(*)::int AS n
+    FROM unnest($1::bigint[], $2::text[]) AS t(user_id, request_id)
+    GROUP BY 1, 2 ORDER BY 1, 2
+)
+UPDATE usage_events e SET replays = e.replays + d.n
+FROM d WHERE e.user_id = d.user_id AND e.request_id = d.request_id
+RETURNING e.user_id, e.request_id, e.replays, now() - e.created_at, e.units, e.released_at IS NOT NULL, d.n`
+	type key struct {
+		user int64
+		id   string
+	}
+	var users []int64
+	var ids []string
+	for i, e := range events {
+		if out[i].Duplicate {
+			users, ids = append(users, e.UserID), append(ids, e.RequestID)
+		}
+	}
+	rows, err := pool.Query(ctx, q, users, ids)
+	if err != nil {
+		return mapError("counting replays", err)
+	}
+	type first struct {
+		replays, n int
+		age        time.Duration
+		units      int64
+		released   bool
+	}
+	got := map[key]*first{}
+	for rows.Next() {
+		var k key
+		var f first
+		if err := rows.Scan(&k.user, &k.id, &f.replays, &f.age, &f.units, &f.released, &f.n); err != nil {
+			rows.Close()
+			return mapError("counting replays", err)
+		}
+		f.replays -= f.n // numbered below, in batch order
+		got[k] = &f
+	}
+	if err := rows.Err(); err != nil {
+		return mapError("counting replays", err)
+	}
+	for i, e := range events {
+		f, ok := got[key{e.UserID, e.RequestID}]
+		if !out[i].Duplicate || !ok {
+			continue
+		}
+		f.replays++
+		out[i].Replays, out[i].Age, out[i].FirstUnits, out[i].Released = f.replays, f.age, f.units, f.released
+	}
+	return nil
+}
+
+// Release releases the call whose release token has the SHA-256 digest,
+// once, within window of its record: it is marked released and its
+// request and units are subtracted from the user's totals and the
+// minute's rollup, in one statement. Errors: ENotFound for no such token,
+// EConflict when it was released already or the window has passed.
+func (s *Store) Release(ctx context.Context, digest []byte, window time.Duration) (shared.Release, error) {
+	const q = `
+WITH e AS (
+    SELECT user_id, request_id, units, created_at, released_at IS NOT NULL AS released,
+           now() - created_at > $2::interval AS expired
+    FROM usage_events WHERE release_hash = $1
+    FOR UPDATE
+), u AS (
+    UPDATE usage_events ue SET released_at = now()
+    FROM e WHERE ue.user_id = e.user_id AND ue.request_id = e.request_id AND NOT e.released AND NOT e.expired
+    RETURNING ue.user_id, ue.units, ue.created_at
+), t AS (
+    UPDATE usage_totals tt SET total_requests = tt.total_requests - 1, total_units = tt.total_units - u.units
+    FROM u WHERE tt.user_id = u.user_id
+), m AS (
+    UPDATE usage_minutes mm SET requests = mm.requests - 1, units = mm.units - u.units
+    FROM u WHERE mm.user_id = u.user_id AND mm.minute = date_trunc('minute', u.created_at)
+)
+SELECT e.user_id, e.request_id, e.units, e.created_at, e.released, e.expired FROM e`
+	pool, err := s.db(ctx)
+	if err != nil {
+		return shared.Release{}, err
+	}
+	var r shared.Release
+	var released, expired bool
+	err = pool.QueryRow(ctx, q, digest, window).Scan(&r.UserID, &r.RequestID, &r.Units, &r.RecordedAt, &released, &expired)
+	switch {
+	case err != nil:
+		return shared.Release{}, mapError("releasing a call", err)
+	case released:
+		return r, shared.Errorf(shared.EConflict, "this call was released already")
+	case expired:
+		return r, shared.Errorf(shared.EConflict, "the release window of %v has passed", window)
+	}
+	r.RecordedAt = r.RecordedAt.UTC()
+	return r, nil
 }
 
 // totals are a user's recorded requests and units.
@@ -310,11 +424,12 @@ WITH p AS (
     WHERE m.user_id = $1 AND m.minute >= b.sc AND m.minute < b.ef
 ), edge AS (
     -- The two ranges are disjoint; each is one index range scan.
+    -- Released calls are excluded, as the rollups exclude them.
     SELECT u.units FROM usage_events u, b
-    WHERE u.user_id = $1 AND u.created_at >= b.s AND u.created_at < least(b.sc, b.ef)
+    WHERE u.user_id = $1 AND u.created_at >= b.s AND u.created_at < least(b.sc, b.ef) AND u.released_at IS NULL
     UNION ALL
     SELECT u.units FROM usage_events u, b
-    WHERE u.user_id = $1 AND u.created_at >= greatest(b.ef, b.sc) AND u.created_at <= b.e
+    WHERE u.user_id = $1 AND u.created_at >= greatest(b.ef, b.sc) AND u.created_at <= b.e AND u.released_at IS NULL
 ), edges AS (
     SELECT count(*)::bigint AS requests, coalesce(sum(units), 0)::bigint AS units FROM edge
 )

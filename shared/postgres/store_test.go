@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,8 +69,8 @@ func TestCreateUserAndLookup(t *testing.T) {
 	if err := s.RevokeKey(ctx, apikey.Hash(key)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupKey(ctx, apikey.Hash(key)); shared.ErrorCode(err) != shared.ENotFound {
-		t.Fatalf("revoked key still found: %v", err)
+	if _, err := s.LookupKey(ctx, apikey.Hash(key)); err != shared.ErrRevokedKey {
+		t.Fatalf("revoked key: %v, want ErrRevokedKey", err)
 	}
 	if err := s.RevokeKey(ctx, apikey.Hash(key)); shared.ErrorCode(err) != shared.ENotFound {
 		t.Fatalf("second revoke: %v", err)
@@ -92,9 +93,12 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []shared.UsageResult{{Total: 1, TotalUnits: 1}, {Total: 1, TotalUnits: 1}, {Total: 2, TotalUnits: 2}, {Total: 2, TotalUnits: 2, Duplicate: true}}
+	want := []shared.UsageResult{{Total: 1, TotalUnits: 1}, {Total: 1, TotalUnits: 1}, {Total: 2, TotalUnits: 2},
+		{Total: 2, TotalUnits: 2, Duplicate: true, Replays: 1, FirstUnits: 1}}
 	for i := range want {
-		if res[i] != want[i] {
+		got := res[i]
+		got.Age = 0 // the database's clock: checked in TestReplays
+		if got != want[i] {
 			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
 		}
 	}
@@ -103,7 +107,7 @@ func TestWriteUsageTotalsAndIdempotency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0] != (shared.UsageResult{Total: 3, TotalUnits: 3, Duplicate: true}) && res[0] != (shared.UsageResult{Total: 2, TotalUnits: 2, Duplicate: true}) {
+	if r := res[0]; !r.Duplicate || r.Replays != 1 || r.FirstUnits != 1 || (r.Total != 3 || r.TotalUnits != 3) && (r.Total != 2 || r.TotalUnits != 2) {
 		t.Fatalf("retry: %+v", res[0])
 	}
 	if res[1] != (shared.UsageResult{Total: 3, TotalUnits: 3}) {
@@ -153,16 +157,19 @@ func TestWriteUsageUnits(t *testing.T) {
 		{Total: 1, TotalUnits: 7},
 		{Total: 2, TotalUnits: 6},
 		{Total: 3, TotalUnits: 10_006},
-		{Total: 3, TotalUnits: 10_006, Duplicate: true},
+		{Total: 3, TotalUnits: 10_006, Duplicate: true, Replays: 1, FirstUnits: 10_000},
 	}
 	for i := range want {
-		if res[i] != want[i] {
+		got := res[i]
+		got.Age = 0
+		if got != want[i] {
 			t.Fatalf("result %d = %+v, want %+v (all %+v)", i, res[i], want[i], res)
 		}
 	}
-	// A retry with another cost is a duplicate: nothing is added.
+	// A retry with another cost is a duplicate: nothing is added, and the
+	// first record's units are reported (the gate refuses the retry).
 	res, err = s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "u1", Endpoint: "x", Units: 99}})
-	if err != nil || res[0] != (shared.UsageResult{Total: 3, TotalUnits: 10_006, Duplicate: true}) {
+	if r := res[0]; err != nil || r.Total != 3 || r.TotalUnits != 10_006 || !r.Duplicate || r.FirstUnits != 5 {
 		t.Fatalf("retry: %+v %v", res, err)
 	}
 	if _, err := s.WriteUsage(ctx, []shared.UsageEvent{{UserID: a, RequestID: "u4", Endpoint: "x", Units: 3}, {UserID: a, RequestID: "u5", Endpoint: "x", Units: -1}}); err == nil {
@@ -375,5 +382,72 @@ func TestNormalizeURL(t *testing.T) {
 		if got := postgres.NormalizeURL(in); got != want {
 			t.Errorf("NormalizeURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestReplays: every replay of a recorded id is counted on its first
+// record, in batch order, with the record's age and units.
+func TestReplays(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testdb.Pool(t))
+	ctx := context.Background()
+	ev := shared.UsageEvent{UserID: 7, RequestID: "replayed-1", Endpoint: "/verify", Units: 4}
+	if _, err := s.WriteUsage(ctx, []shared.UsageEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.WriteUsage(ctx, []shared.UsageEvent{ev, ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if !r.Duplicate || r.Replays != i+1 || r.FirstUnits != 4 || r.Age <= 0 || r.Age > time.Minute || r.Total != 1 || r.TotalUnits != 4 {
+			t.Fatalf("replay %d: %+v", i+1, r)
+		}
+	}
+	res, err = s.WriteUsage(ctx, []shared.UsageEvent{ev})
+	if err != nil || res[0].Replays != 3 {
+		t.Fatalf("third replay: %+v %v", res, err)
+	}
+}
+
+// TestRelease: a call released by its token's digest is off the totals
+// and the bill, once; an unknown digest is ENotFound; a second release
+// and a release after the window are EConflict.
+func TestRelease(t *testing.T) {
+	t.Parallel()
+	s := postgres.NewStore(testdb.Pool(t))
+	ctx := context.Background()
+	digest := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	_, err := s.WriteUsage(ctx, []shared.UsageEvent{
+		{UserID: 9, RequestID: "kept-0001", Units: 2},
+		{UserID: 9, RequestID: "freed-0001", Units: 5, ReleaseHash: digest(1)},
+		{UserID: 9, RequestID: "late-00001", Units: 1, ReleaseHash: digest(2)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Release(ctx, digest(1), time.Minute)
+	if err != nil || r.UserID != 9 || r.RequestID != "freed-0001" || r.Units != 5 {
+		t.Fatalf("release: %+v %v", r, err)
+	}
+	p, err := s.RequestsInLast(ctx, 9, time.Hour)
+	if err != nil || p.Requests != 2 || p.Units != 3 {
+		t.Fatalf("bill after release: %+v %v, want 2 requests and 3 units", p, err)
+	}
+	if total, err := s.TotalUnits(ctx, 9); err != nil || total != 3 {
+		t.Fatalf("total units %d %v, want 3", total, err)
+	}
+	if _, err := s.Release(ctx, digest(1), time.Minute); shared.ErrorCode(err) != shared.EConflict {
+		t.Fatalf("second release: %v", err)
+	}
+	if _, err := s.Release(ctx, digest(3), time.Minute); shared.ErrorCode(err) != shared.ENotFound {
+		t.Fatalf("unknown digest: %v", err)
+	}
+	if _, err := s.Release(ctx, digest(2), time.Nanosecond); shared.ErrorCode(err) != shared.EConflict {
+		t.Fatalf("after the window: %v", err)
+	}
+	res, err := s.WriteUsage(ctx, []shared.UsageEvent{{UserID: 9, RequestID: "freed-0001", Units: 5}})
+	if err != nil || !res[0].Duplicate || !res[0].Released {
+		t.Fatalf("replay of a released call: %+v %v", res, err)
 	}
 }

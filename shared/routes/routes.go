@@ -28,10 +28,12 @@ const (
 	AuthNone Auth = "none"
 	// AuthKey routes need a valid X-API-Key header.
 	AuthKey Auth = "api_key"
-	// AuthBody routes carry the key in the request body (POST /verify, called
-	// by a customer's server on behalf of its own caller). The router applies
+	// AuthBody routes carry their credential in the request body: the key
+	// (POST /verify, called by a customer's server on behalf of its own
+	// caller) or a release token (POST /verify/release). The router applies
 	// nothing: the handler authenticates and meters through the gate itself
-	// (gate.Authenticate, gate.Admit), and answers a bad key in its own body.
+	// (gate.Authenticate, gate.Admit, gate.Release), and answers a bad
+	// credential in its own body.
 	AuthBody Auth = "body_key"
 )
 
@@ -68,6 +70,7 @@ var Table = []Route{
 	{Method: "GET", Path: "/me", Function: Users, Auth: AuthKey},
 	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true, Root: true},
 	{Method: "POST", Path: "/verify", Function: Usage, Auth: AuthBody},
+	{Method: "POST", Path: "/verify/release", Function: Usage, Auth: AuthBody},
 	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey, Root: true},
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},

@@ -494,6 +494,82 @@ func TestContractVerify(t *testing.T) {
 	}
 }
 
+// TestContractReplaysAndRelease: a recorded request id is answered again
+// at most 3 times (then DUPLICATE on /verify, 409 on /usage), another
+// cost under it is 409, and a release token releases its call once:
+// the units come back to the quota and off the bill.
+func TestContractReplaysAndRelease(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1, env: map[string]string{"API_RATE_LIMIT": "10", "MAX_BODY_BYTES": "1024"}})
+	key := e.signup("releaser")
+	verify := func(body any) map[string]any {
+		t.Helper()
+		r := e.do(req{method: "POST", path: "/verify", body: body})
+		if r.Status != 200 {
+			t.Fatalf("POST /verify %v: %d %s", body, r.Status, r.Body)
+		}
+		return r.JSON(t)
+	}
+	first := verify(map[string]any{"key": key, "cost": 3, "request_id": "contract-release-1"})
+	token, _ := first["release_token"].(string)
+	if first["code"] != "VALID" || !strings.HasPrefix(token, "rt_") {
+		t.Fatalf("first answer: %v", first)
+	}
+	for i := 1; i <= 3; i++ {
+		if v := verify(map[string]any{"key": key, "cost": 3, "request_id": "contract-release-1"}); v["replayed"] != true || v["cost"] != float64(0) || v["release_token"] != nil {
+			t.Fatalf("replay %d: %v", i, v)
+		}
+	}
+	if v := verify(map[string]any{"key": key, "cost": 3, "request_id": "contract-release-1"}); v["code"] != "DUPLICATE" || v["valid"] != false {
+		t.Fatalf("fourth replay: %v", v)
+	}
+	expectProblem(t, e.do(req{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2, "request_id": "contract-release-1"}}), 409, "request-id-conflict")
+
+	// /usage: the same bound on the same ledger.
+	for i := 0; i < 4; i++ {
+		r := e.do(req{method: "GET", path: "/usage", key: key, header: map[string]string{"X-Request-Id": "contract-usage-replay"}})
+		if r.Status != 200 || (i > 0) != (r.Header.Get("Idempotent-Replayed") == "true") {
+			t.Fatalf("/usage #%d: %d %v", i, r.Status, r.Header)
+		}
+	}
+	expectProblem(t, e.do(req{method: "GET", path: "/usage", key: key, header: map[string]string{"X-Request-Id": "contract-usage-replay"}}), 409, "request-id-reused")
+
+	// Release: 3 units back, once.
+	before := e.do(req{method: "GET", path: "/billing", key: key}).JSON(t)
+	rel := e.do(req{method: "POST", path: "/verify/release", body: map[string]string{"release_token": token}})
+	if rel.Status != 200 {
+		t.Fatalf("release: %d %s", rel.Status, rel.Body)
+	}
+	if v := rel.JSON(t); v["released"] != true || v["cost"] != float64(3) || v["request_id"] != "contract-release-1" {
+		t.Fatalf("release body %v", v)
+	}
+	after := e.do(req{method: "GET", path: "/billing", key: key}).JSON(t)
+	if before["units"].(float64)-after["units"].(float64) != 3 || before["requests"].(float64)-after["requests"].(float64) != 1 {
+		t.Fatalf("billing before %v, after %v: want 1 call and 3 units off", before, after)
+	}
+	if v := verify(map[string]any{"key": key, "cost": 9}); v["code"] != "VALID" {
+		t.Fatalf("the released units are back in the quota (1 used by /usage, 9 fit): %v", v)
+	}
+	for _, c := range []struct {
+		name, body, contentType string
+		status                  int
+		code                    string
+	}{
+		{"again", `{"release_token":"` + token + `"}`, "", 409, "conflict"},
+		{"unknown", `{"release_token":"rt_` + strings.Repeat("A", 43) + `"}`, "", 404, "not-found"},
+		{"wrong shape", `{"release_token":"forecast-0001"}`, "", 404, "not-found"},
+		{"malformed", `{"release_token":`, "", 400, "malformed-request"},
+		{"too large", `{"release_token":"` + strings.Repeat("a", 2048) + `"}`, "", 413, "payload-too-large"},
+		{"not JSON", `release_token=x`, "text/plain", 415, "unsupported-media-type"},
+		{"missing", `{}`, "", 422, "validation-failed"},
+		{"unknown field", `{"release_token":"x","request_id":"contract-release-1"}`, "", 422, "validation-failed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			expectProblem(t, e.do(req{method: "POST", path: "/verify/release", body: c.body, contentType: c.contentType}), c.status, c.code)
+		})
+	}
+}
+
 // TestContractPostgresDown points every function at a Postgres that does
 // not answer: every operation that needs it answers 503 with Retry-After,
 // and /health names Postgres.
@@ -508,6 +584,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "GET", path: "/usage", key: key},
 		{method: "GET", path: "/billing", key: key},
 		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
+		{method: "POST", path: "/verify/release", body: map[string]string{"release_token": "rt_" + strings.Repeat("B", 43)}},
 	} {
 		resp := e.do(r)
 		p := expectProblem(t, resp, 503, "service-unavailable")
