@@ -32,6 +32,7 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"GET /usage":           http.HandlerFunc(serveUsage),
 		"POST /verify":         &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 		"POST /verify/release": &releaser{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
+		"* /auth":              &authorizer{gate: d.Gate, addr: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}},
 	}, serve.OptionsFor(d))
 }
 

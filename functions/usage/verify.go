@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -112,7 +113,6 @@ type verifier struct {
 }
 
 func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	var req VerifyRequest
 	if err := httpapi.DecodeJSON(w, r, v.maxBody, &req); err != nil {
 		httpapi.Error(w, r, err)
@@ -123,15 +123,37 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	resp := VerifyResponse{RequestID: call.RequestID}
-
-	// A key of the wrong shape is an answer, not an error; no I/O.
-	if apikey.Validate(req.Key) != nil {
-		resp.Code = CodeMalformedKey
-		httpapi.JSON(w, http.StatusOK, resp)
+	resp, err := decide(r.Context(), v.gate, w.Header(), req.Key, "", call)
+	if err != nil {
+		httpapi.Error(w, r, err) // 503, or 409 for another cost under a recorded id
 		return
 	}
-	p, err := v.gate.Authenticate(ctx, req.Key)
+	httpapi.JSON(w, http.StatusOK, resp)
+}
+
+// decide is the verification both POST /verify and /auth answer: the key
+// (a wrong shape decided without I/O), then the gate's Admit for call. A
+// denial is a response with its code; an error is a dependency failure
+// (EUnavailable), another cost under a recorded request id
+// (ERequestIDConflict) or, with a client address, the failed-
+// authentication limit (ERateLimited), never a denial. The rate-limit
+// headers and Idempotent-Replayed go on h. clientAddr, the end client's
+// address, puts the key behind the failed-authentication limit (/auth);
+// empty, it is not limited (POST /verify: the caller is a customer's
+// server, and the negative cache carries the load).
+func decide(ctx context.Context, g *gate.Gate, h http.Header, key, clientAddr string, call gate.Call) (VerifyResponse, error) {
+	resp := VerifyResponse{RequestID: call.RequestID}
+	if apikey.Validate(key) != nil {
+		resp.Code = CodeMalformedKey
+		return resp, nil
+	}
+	var p shared.Principal
+	var err error
+	if clientAddr != "" {
+		p, err = g.AuthenticateFrom(ctx, h, key, clientAddr)
+	} else {
+		p, err = g.Authenticate(ctx, key)
+	}
 	switch shared.ErrorCode(err) {
 	case "":
 	case shared.EUnauthorized:
@@ -139,17 +161,15 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, shared.ErrRevokedKey) {
 			resp.Code = CodeRevoked
 		}
-		httpapi.JSON(w, http.StatusOK, resp)
-		return
+		return resp, nil
 	default: // a dependency failed: never an answer of valid false
-		httpapi.Error(w, r, err)
-		return
+		return resp, err
 	}
 	resp.User = &VerifyUser{ID: p.UserID, Username: p.Username}
 
-	m, err := v.gate.Admit(ctx, p, call)
+	m, err := g.Admit(ctx, p, call)
 	if m.Limited {
-		gate.SetRateLimitHeaders(w.Header(), "default", m.Limit)
+		gate.SetRateLimitHeaders(h, "default", m.Limit)
 		resp.RateLimit = &VerifyLimit{
 			Limit:     m.Limit.Limit.Requests,
 			Remaining: m.Limit.Remaining,
@@ -161,10 +181,9 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case shared.ErrorCode(err) == shared.ERequestIDReused:
-		resp.Code = CodeDuplicate // a denial like any other: 200
+		resp.Code = CodeDuplicate // a denial like any other
 	case err != nil:
-		httpapi.Error(w, r, err) // 503, or 409 for another cost under a recorded id
-		return
+		return resp, err
 	case !m.Admitted():
 		resp.Code = CodeRateLimited
 	default:
@@ -174,10 +193,10 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.Replayed, resp.Released = m.Replayed, m.Replayed && m.Usage.Released
 		resp.ReleaseToken = m.ReleaseToken
 		if resp.Replayed {
-			w.Header()[ReplayedHeader] = []string{"true"}
+			h[ReplayedHeader] = []string{"true"}
 		}
 	}
-	httpapi.JSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 // call checks the body's fields and returns the call to admit. Invalid

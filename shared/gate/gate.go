@@ -321,19 +321,26 @@ func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result, n i
 // Each failure takes one from the address's allowance. Redis trouble
 // skips the check: it protects Postgres, it bills nothing.
 func (g *Gate) authenticateClient(w http.ResponseWriter, r *http.Request) (shared.Principal, error) {
-	ctx := r.Context()
-	key := r.Header.Get(KeyHeader)
+	return g.AuthenticateFrom(r.Context(), w.Header(), r.Header.Get(KeyHeader), httpapi.ClientIP(r, g.opts.ClientAddr))
+}
+
+// AuthenticateFrom is Authenticate for a key an end client at address
+// addr sent, behind the failed-authentication limit (see
+// authenticateClient); /auth passes the original client's address the
+// proxy forwards. A refusal by the limit sets the rate-limit headers and
+// Retry-After on h and is ERateLimited.
+func (g *Gate) AuthenticateFrom(ctx context.Context, h http.Header, key, addr string) (shared.Principal, error) {
 	if key == "" || g.opts.AuthFailLimit.Requests == 0 {
 		return g.Authenticate(ctx, key)
 	}
 	if p, ok := g.auth.Cached(key); ok {
 		return p, nil
 	}
-	failKey := "authfail:" + httpapi.ClientIP(r, g.opts.ClientAddr)
+	failKey := "authfail:" + addr
 	if st, err := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 0); err == nil && st.Remaining == 0 {
 		st.Allowed, st.RetryAfter = false, st.ResetAfter
-		SetRateLimitHeaders(w.Header(), "auth-failures", st)
-		return shared.Principal{}, shared.Errorf(shared.ERateLimited, "too many failed authentications from this address; retry after %s s", w.Header().Get("Retry-After"))
+		SetRateLimitHeaders(h, "auth-failures", st)
+		return shared.Principal{}, shared.Errorf(shared.ERateLimited, "too many failed authentications from this address; retry after %s s", h.Get("Retry-After"))
 	}
 	p, err := g.Authenticate(ctx, key)
 	if shared.ErrorCode(err) == shared.EUnauthorized {
@@ -363,6 +370,11 @@ func (g *Gate) Authenticated(h http.Handler) http.Handler {
 func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if httpapi.MalformedRequestID(ctx) {
+			// The id is the idempotency key: never billed under a stand-in.
+			httpapi.Error(w, r, httpapi.ErrMalformedRequestID)
+			return
+		}
 		p, err := g.authenticateClient(w, r)
 		if err != nil {
 			httpapi.Error(w, r, err)

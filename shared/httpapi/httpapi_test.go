@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -182,7 +183,6 @@ func TestMiddlewareLogsAndIDs(t *testing.T) {
 	buf.Reset()
 	rec = httptest.NewRecorder()
 	r = httptest.NewRequest("GET", "/panic", nil)
-	r.Header.Set("X-Request-Id", "bad id with spaces")
 	h.ServeHTTP(rec, r)
 	if rec.Code != 500 || rec.Header().Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("panic: %d %s", rec.Code, rec.Header().Get("Content-Type"))
@@ -191,10 +191,38 @@ func TestMiddlewareLogsAndIDs(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.RequestID != rec.Header().Get("X-Request-Id") || p.Type != ProblemType(shared.EInternal) || p.Instance != "/panic" {
 		t.Fatalf("panic problem %+v (%v)", p, err)
 	}
-	if id := rec.Header().Get("X-Request-Id"); id == "bad id with spaces" || len(id) != 36 {
-		t.Fatalf("malformed client id kept: %q", id)
+	if id := rec.Header().Get("X-Request-Id"); len(id) != 36 {
+		t.Fatalf("assigned id %q", id)
 	}
 	if !strings.Contains(buf.String(), `"severity":"ERROR"`) {
 		t.Fatalf("panic not logged as ERROR: %s", buf.String())
+	}
+}
+
+// TestMalformedRequestIDIsNoted: a client's malformed X-Request-Id is
+// reported (MalformedRequestID) for metered routes to refuse, and replaced
+// by an id of our own for the answer and the logs.
+func TestMalformedRequestIDIsNoted(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		id        string
+		malformed bool
+	}{{"bad id with spaces", true}, {"short", true}, {strings.Repeat("a", 129), true}, {"ünicode-id-1", true}, {"good-id-0001", false}, {"", false}} {
+		t.Run(fmt.Sprintf("%.12q", tt.id), func(t *testing.T) {
+			var got bool
+			var seen string
+			h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, seen = MalformedRequestID(r.Context()), RequestID(r.Context())
+			}), slog.New(slog.NewJSONHandler(io.Discard, nil)), "")
+			r := httptest.NewRequest("GET", "/usage", nil)
+			if tt.id != "" {
+				r.Header.Set("X-Request-Id", tt.id)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if got != tt.malformed || !ValidRequestID(seen) || (tt.malformed && seen == tt.id) || (!tt.malformed && tt.id != "" && seen != tt.id) {
+				t.Fatalf("malformed=%v id=%q", got, seen)
+			}
+		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ratebill/platform/shared"
 )
 
 // NewLogger returns a JSON logger whose records Cloud Logging understands:
@@ -50,8 +52,10 @@ type requestInfo struct {
 	id    string
 	base  *slog.Logger
 	trace string // "projects/P/traces/T", or ""
-	once  sync.Once
-	log   *slog.Logger
+	// malformedID: the client sent an X-Request-Id that breaks the rule.
+	malformedID bool
+	once        sync.Once
+	log         *slog.Logger
 }
 
 func (ri *requestInfo) logger() *slog.Logger {
@@ -70,6 +74,17 @@ func RequestID(ctx context.Context) string {
 		return ri.id
 	}
 	return ""
+}
+
+// ErrMalformedRequestID is the answer to a malformed client request id
+// on routes where the id is the idempotency key.
+var ErrMalformedRequestID = &shared.Error{Code: shared.EInvalidRequestID, Message: "X-Request-Id must be 8 to 128 characters of A-Z a-z 0-9 . _ : -"}
+
+// MalformedRequestID reports whether the client sent an X-Request-Id that
+// breaks the rule (ValidRequestID); RequestID is then one of our own.
+func MalformedRequestID(ctx context.Context) bool {
+	ri, ok := ctx.Value(requestKey).(*requestInfo)
+	return ok && ri.malformedID
 }
 
 // Logger returns the request's logger (with its request id and trace), or
@@ -113,11 +128,16 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
-		if !ValidRequestID(id) {
+		// A client's id is its idempotency key: a malformed one is noted
+		// (MalformedRequestID) so that metered routes refuse it (400
+		// invalid-request-id) rather than bill a retry twice under a
+		// replacement; the answer and the logs carry an id of our own.
+		malformed := id != "" && !ValidRequestID(id)
+		if id == "" || malformed {
 			id = NewRequestID()
 		}
 		w.Header()[RequestIDHeader] = []string{id} // canonical already
-		ri := &requestInfo{id: id, base: logger}
+		ri := &requestInfo{id: id, base: logger, malformedID: malformed}
 		if trace := traceID(r); trace != "" && project != "" {
 			ri.trace = "projects/" + project + "/traces/" + trace
 		}

@@ -104,11 +104,11 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	case shared.EUnauthorized:
 		w.Header().Set("WWW-Authenticate", `ApiKey header="X-API-Key"`)
 	}
-	writeProblem(w, p)
+	WriteProblem(w, p)
 }
 
-// writeProblem writes p as application/problem+json.
-func writeProblem(w http.ResponseWriter, p Problem) {
+// WriteProblem writes p, built by NewProblem, as application/problem+json.
+func WriteProblem(w http.ResponseWriter, p Problem) {
 	body, _ := json.Marshal(p)
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
@@ -123,7 +123,7 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		slog.Error("encoding response", "error", err)
-		writeProblem(w, NewProblem(err, "", w.Header().Get(RequestIDHeader)))
+		WriteProblem(w, NewProblem(err, "", w.Header().Get(RequestIDHeader)))
 		return
 	}
 	RawJSON(w, status, append(body, '\n'))

@@ -7,6 +7,8 @@
 // forgotten by another.
 package routes
 
+import "strings"
+
 // Function names, as deployed. Each is also the functions-framework target
 // name in title case (see Route.Target).
 const (
@@ -28,13 +30,14 @@ const (
 	AuthNone Auth = "none"
 	// AuthKey routes need a valid X-API-Key header.
 	AuthKey Auth = "api_key"
-	// AuthBody routes carry their credential in the request body: the key
-	// (POST /verify, called by a customer's server on behalf of its own
-	// caller) or a release token (POST /verify/release). The router applies
-	// nothing: the handler authenticates and meters through the gate itself
-	// (gate.Authenticate, gate.Admit, gate.Release), and answers a bad
-	// credential in its own body.
-	AuthBody Auth = "body_key"
+	// AuthSelf routes authenticate in their handler, because they answer a
+	// bad credential in their own way: POST /verify (the key in the body,
+	// called by a customer's server for its caller; a bad key is a 200
+	// answer), POST /verify/release (a release token in the body) and /auth
+	// (the original request's X-API-Key, forwarded by nginx or Envoy). The
+	// router applies nothing; the handlers use the gate themselves
+	// (gate.Authenticate, gate.Admit, gate.Release).
+	AuthSelf Auth = "self"
 )
 
 // Route is one row of the routing table. Paths are exact: the gateways
@@ -49,7 +52,7 @@ type Route struct {
 	Function string // one of Functions
 	Auth     Auth
 	// Metered routes are rate limited per user and recorded for billing
-	// by the router (gate.Metered; they need Auth AuthKey). AuthBody routes
+	// by the router (gate.Metered; they need Auth AuthKey). AuthSelf routes
 	// meter in their handler and are not Metered here.
 	Metered bool
 	// IPLimited routes are rate limited per client IP (sign-up).
@@ -57,7 +60,14 @@ type Route struct {
 	// Root routes are also served at "/" on the function's own URL (its
 	// Cloud Run URL, without the gateway).
 	Root bool
+	// Prefix routes also serve every path below Path + "/" (Envoy's
+	// ext_authz appends the original request's path to /auth).
+	Prefix bool
 }
+
+// AnyMethod in Route.Method accepts every method (/auth: nginx and Envoy
+// forward the original request's method).
+const AnyMethod = "*"
 
 // Key is "METHOD PATH", the route's name when a function lists its
 // handlers.
@@ -69,8 +79,9 @@ var Table = []Route{
 	{Method: "POST", Path: "/users", Function: Users, Auth: AuthNone, IPLimited: true},
 	{Method: "GET", Path: "/me", Function: Users, Auth: AuthKey},
 	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true, Root: true},
-	{Method: "POST", Path: "/verify", Function: Usage, Auth: AuthBody},
-	{Method: "POST", Path: "/verify/release", Function: Usage, Auth: AuthBody},
+	{Method: "POST", Path: "/verify", Function: Usage, Auth: AuthSelf},
+	{Method: "POST", Path: "/verify/release", Function: Usage, Auth: AuthSelf},
+	{Method: AnyMethod, Path: "/auth", Function: Usage, Auth: AuthSelf, Prefix: true},
 	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey, Root: true},
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
@@ -91,12 +102,28 @@ func Paths(fn string) []string {
 	return out
 }
 
+// IsPrefix reports whether path is a Prefix route of the table.
+func IsPrefix(path string) bool {
+	for _, r := range Table {
+		if r.Path == path && r.Prefix {
+			return true
+		}
+	}
+	return false
+}
+
 // FunctionFor returns the function that serves path, and whether the path is
-// routed at all. The method is not considered: a gateway forwards every
-// method of a routed path and the function answers 405 itself.
+// routed at all: exactly, or below a Prefix route. The method is not
+// considered: a gateway forwards every method of a routed path and the
+// function answers 405 itself.
 func FunctionFor(path string) (string, bool) {
 	for _, r := range Table {
 		if r.Path == path {
+			return r.Function, true
+		}
+	}
+	for _, r := range Table {
+		if r.Prefix && strings.HasPrefix(path, r.Path+"/") {
 			return r.Function, true
 		}
 	}

@@ -35,7 +35,7 @@ type Options struct {
 
 // Router returns function fn's handler: every row of routes.Table served
 // by fn, wired from the row (the gate's Authenticated, Metered with the
-// row's path as the label, or IPLimited; nothing for AuthBody rows, whose
+// row's path as the label, or IPLimited; nothing for AuthSelf rows, whose
 // handlers call the gate themselves; the "/" alias of Root rows),
 // exact paths, a problem response for unknown paths (404) and methods
 // (405 with Allow), the internal probes /livez and /readyz, and the
@@ -56,6 +56,7 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		paths[path][method] = h
 		return nil
 	}
+	var prefixes []string // Prefix rows: every path below path + "/"
 	used := map[string]bool{}
 	for _, row := range routes.Table {
 		if row.Function != fn {
@@ -73,14 +74,20 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 			h = g.Metered(row.Path, h)
 		case row.Auth == routes.AuthKey:
 			h = g.Authenticated(h)
-		case row.Auth == routes.AuthBody:
-			// The key is in the body: the handler calls the gate itself.
+		case row.Auth == routes.AuthSelf:
+			// The handler authenticates itself (see routes.AuthSelf).
 		}
 		if row.IPLimited {
 			h = g.IPLimited(h)
 		}
 		if err := add(row.Path, row.Method, h); err != nil {
 			return nil, err
+		}
+		if row.Prefix {
+			prefixes = append(prefixes, row.Path+"/")
+			if err := add(row.Path+"/", row.Method, h); err != nil {
+				return nil, err
+			}
 		}
 		if row.Root {
 			if err := add("/", row.Method, h); err != nil {
@@ -106,6 +113,11 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 			return
 		}
 		methods, ok := paths[r.URL.Path]
+		for _, p := range prefixes {
+			if !ok && strings.HasPrefix(r.URL.Path, p) {
+				methods, ok = paths[p]
+			}
+		}
 		if !ok {
 			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no route for %s", r.URL.Path))
 			return
@@ -113,6 +125,9 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		// Exactly the documented methods: no implicit HEAD, which on a
 		// metered path would be billed for a response nobody reads.
 		h, ok := methods[r.Method]
+		if !ok {
+			h, ok = methods[routes.AnyMethod]
+		}
 		if !ok {
 			allow := make([]string, 0, len(methods))
 			for m := range methods {

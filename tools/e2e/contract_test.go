@@ -140,6 +140,20 @@ var validationOptions = &openapi3filter.Options{
 }
 
 // check validates one exchange and returns its violations.
+// asDocumented maps a request to a route of the table that serves any
+// method, or every path below it (/auth), onto the operation the document
+// describes for it: the path itself with GET.
+func asDocumented(req *http.Request) *http.Request {
+	for _, r := range routes.Table {
+		if r.Method == routes.AnyMethod && (req.URL.Path == r.Path || r.Prefix && strings.HasPrefix(req.URL.Path, r.Path+"/")) {
+			out := req.Clone(context.Background())
+			out.Method, out.URL.Path = http.MethodGet, r.Path
+			return out
+		}
+	}
+	return req
+}
+
 func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response, body []byte) []string {
 	ctx := context.Background()
 	status := resp.StatusCode
@@ -148,7 +162,7 @@ func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response,
 		bad = append(bad, "no X-Request-Id header")
 	}
 
-	route, params, err := c.router.FindRoute(req)
+	route, params, err := c.router.FindRoute(asDocumented(req))
 	if err != nil {
 		// Not an operation of the document: only the documented generic
 		// answers are allowed (info.description): 404 for an unknown path,
@@ -274,6 +288,20 @@ func checkContractDrift() error {
 		}
 	}
 	for _, r := range routes.Table {
+		if r.Method == routes.AnyMethod {
+			// Any method: the document describes the ones clients use.
+			found := false
+			for k := range documented {
+				if strings.HasSuffix(k, " "+r.Path) {
+					delete(documented, k)
+					found = true
+				}
+			}
+			if !found {
+				errs = append(errs, fmt.Errorf("routes.Table serves any method of %s (function %s) but the OpenAPI document describes none", r.Path, r.Function))
+			}
+			continue
+		}
 		op, ok := documented[r.Method+" "+r.Path]
 		if !ok {
 			errs = append(errs, fmt.Errorf("routes.Table serves %s %s (function %s) but the OpenAPI document does not describe it", r.Method, r.Path, r.Function))
@@ -494,6 +522,63 @@ func TestContractVerify(t *testing.T) {
 	}
 }
 
+// TestContractAuth: /auth, as nginx's auth_request and Envoy's ext_authz
+// call it: 200 with the caller and the headers when admitted, 401 for a
+// bad key, 403 with the client's status for every other denial; any
+// method and any path below /auth/; billed exactly as /verify.
+func TestContractAuth(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1, env: map[string]string{"API_RATE_LIMIT": "10"}})
+	key := e.signup("proxied")
+	auth := func(method, path string, h map[string]string) *response {
+		t.Helper()
+		return e.do(req{method: method, path: path, header: h})
+	}
+	r := auth("GET", "/auth", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "4", "X-Original-Method": "GET", "X-Original-URI": "/v1/forecast?city=Oslo", "X-Request-Id": "proxied-0001"})
+	if r.Status != 200 || r.Header.Get("X-Ratebill-User-Id") == "" || r.Header.Get("X-Ratebill-Cost") != "4" || r.Header.Get("X-RateLimit-Remaining") != "6" {
+		t.Fatalf("admitted: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	if r := auth("GET", "/auth", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "4", "X-Request-Id": "proxied-0001"}); r.Status != 200 || r.Header.Get("Idempotent-Replayed") != "true" || r.Header.Get("X-Ratebill-Cost") != "0" {
+		t.Fatalf("replay: %d %v", r.Status, r.Header)
+	}
+	if r := auth("POST", "/auth/v1/forecast/batch", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "5"}); r.Status != 200 {
+		t.Fatalf("Envoy-style path and method: %d %s", r.Status, r.Body)
+	}
+	for _, c := range []struct {
+		name   string
+		header map[string]string
+		status int
+		client string
+		code   string
+	}{
+		{"missing key", map[string]string{}, 401, "", "unauthorized"},
+		{"malformed key", map[string]string{"X-API-Key": "sk_nope"}, 401, "", "unauthorized"},
+		{"unknown key", map[string]string{"X-API-Key": unknownKey()}, 401, "", "unauthorized"},
+		{"cost does not fit", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "2"}, 403, "429", "rate-limited"},
+		{"bad cost", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "ten"}, 403, "400", "validation-failed"},
+		{"bad request id", map[string]string{"X-API-Key": key, "X-Request-Id": "has spaces in it"}, 403, "400", "invalid-request-id"},
+		{"another cost under an id", map[string]string{"X-API-Key": key, "X-Ratebill-Cost": "1", "X-Request-Id": "proxied-0001"}, 403, "409", "request-id-conflict"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := auth("GET", "/auth", c.header)
+			if r.Status != c.status || r.Header.Get("X-Ratebill-Status") != c.client {
+				t.Fatalf("%d X-Ratebill-Status=%q %s, want %d %q", r.Status, r.Header.Get("X-Ratebill-Status"), r.Body, c.status, c.client)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(r.Body, &p); err != nil || p["type"] != "urn:problem-type:ratebill:"+c.code {
+				t.Fatalf("problem %s (%v), want type %s", r.Body, err, c.code)
+			}
+			if c.client == "429" && r.Header.Get("Retry-After") == "" {
+				t.Fatal("429 without Retry-After")
+			}
+		})
+	}
+	b := e.do(req{method: "GET", path: "/billing", key: key}).JSON(t)
+	if b["requests"] != float64(2) || b["units"] != float64(9) {
+		t.Fatalf("billing %v: want 2 calls, 9 units (the replay and the denials free)", b)
+	}
+}
+
 // TestContractReplaysAndRelease: a recorded request id is answered again
 // at most 3 times (then DUPLICATE on /verify, 409 on /usage), another
 // cost under it is 409, and a release token releases its call once:
@@ -533,6 +618,9 @@ func TestContractReplaysAndRelease(t *testing.T) {
 		}
 	}
 	expectProblem(t, e.do(req{method: "GET", path: "/usage", key: key, header: map[string]string{"X-Request-Id": "contract-usage-replay"}}), 409, "request-id-reused")
+	// A malformed id is refused, never replaced (a replacement would bill
+	// the client's retry twice).
+	expectProblem(t, e.do(req{method: "GET", path: "/usage", key: key, header: map[string]string{"X-Request-Id": "no spaces allowed"}}), 400, "invalid-request-id")
 
 	// Release: 3 units back, once.
 	before := e.do(req{method: "GET", path: "/billing", key: key}).JSON(t)
@@ -585,6 +673,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "GET", path: "/billing", key: key},
 		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
 		{method: "POST", path: "/verify/release", body: map[string]string{"release_token": "rt_" + strings.Repeat("B", 43)}},
+		{method: "GET", path: "/auth", header: map[string]string{"X-API-Key": key}},
 	} {
 		resp := e.do(r)
 		p := expectProblem(t, resp, 503, "service-unavailable")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,23 +47,40 @@ func Functions(d *deps.Deps) (map[string]http.Handler, error) {
 // paths get a 404 problem, as from the cloud load balancer's default.
 func New(backends map[string]http.Handler) (http.Handler, error) {
 	table := make(map[string]http.Handler)
+	type prefix struct {
+		path string
+		h    http.Handler
+	}
+	var prefixes []prefix
 	for _, r := range routes.Table {
 		b, ok := backends[r.Function]
 		if !ok {
 			return nil, fmt.Errorf("gateway: no backend for function %q", r.Function)
 		}
 		table[r.Path] = b
+		if r.Prefix {
+			prefixes = append(prefixes, prefix{r.Path + "/", b})
+		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Like nginx: keep a well-formed client id (the client's
-		// idempotency key), else assign one, so every response (404s
-		// included) can be traced.
+		// Like nginx: the client's id (its idempotency key) goes to the
+		// function unchanged, so a malformed one gets the function's 400
+		// rather than a silent replacement that would bill a retry twice;
+		// one is assigned only when none was sent. The gateway's own
+		// answers carry a well-formed id.
 		id := r.Header.Get(httpapi.RequestIDHeader)
-		if !httpapi.ValidRequestID(id) {
+		if id == "" {
 			id = httpapi.NewRequestID()
 			r.Header.Set(httpapi.RequestIDHeader, id)
+		} else if !httpapi.ValidRequestID(id) {
+			id = httpapi.NewRequestID()
 		}
 		b, ok := table[r.URL.Path]
+		for _, p := range prefixes {
+			if !ok && strings.HasPrefix(r.URL.Path, p.path) {
+				b, ok = p.h, true
+			}
+		}
 		if !ok {
 			w.Header().Set(httpapi.RequestIDHeader, id)
 			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no route for %s", r.URL.Path))

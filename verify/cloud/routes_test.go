@@ -45,12 +45,21 @@ func TestRoutesTerraformJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := doc.Locals.Routes
-	if len(got) != len(routes.Paths("")) {
-		t.Errorf("generated %d paths, the table has %d distinct paths", len(got), len(routes.Paths("")))
+	want := len(routes.Paths(""))
+	for _, p := range routes.Paths("") {
+		if routes.IsPrefix(p) {
+			want++ // and "PATH/*", every path below it
+		}
+	}
+	if len(got) != want {
+		t.Errorf("generated %d paths, the table has %d (distinct paths, and PATH/* of each Prefix route)", len(got), want)
 	}
 	for _, r := range routes.Table {
 		if got[r.Path] != r.Function {
 			t.Errorf("path %s: generated function %q, table says %q", r.Path, got[r.Path], r.Function)
+		}
+		if r.Prefix && got[r.Path+"/*"] != r.Function {
+			t.Errorf("path %s/*: generated function %q, table says %q", r.Path, got[r.Path+"/*"], r.Function)
 		}
 	}
 	for _, fn := range routes.Functions {

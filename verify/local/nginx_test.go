@@ -272,6 +272,9 @@ func TestGatewayBehaviour(t *testing.T) {
 
 	t.Run("every route reaches its function", func(t *testing.T) {
 		for _, r := range routes.Table {
+			if r.Method == routes.AnyMethod {
+				r.Method = http.MethodPatch // any method is forwarded
+			}
 			var body io.Reader
 			if r.Method == http.MethodPost {
 				body = strings.NewReader(`{"username":"a","email":"a@example.com"}`)
@@ -298,6 +301,11 @@ func TestGatewayBehaviour(t *testing.T) {
 				t.Errorf("%s: function saw Host %q, want the client's %q", r.Path, s.Host, strings.TrimPrefix(ngx.URL, "http://"))
 			}
 		}
+		// A path below a Prefix route is forwarded too (Envoy's ext_authz
+		// appends the original path to /auth).
+		if _, b := do(t, http.MethodGet, "/auth/v1/forecast", nil, nil); !strings.Contains(string(b), `"function":"usage"`) {
+			t.Errorf("GET /auth/v1/forecast not forwarded to usage: %s", b)
+		}
 		// A method outside the table is still forwarded: the function
 		// answers 405 itself.
 		if _, b := do(t, http.MethodDelete, "/usage", nil, nil); !strings.Contains(string(b), `"function":"usage"`) {
@@ -305,15 +313,19 @@ func TestGatewayBehaviour(t *testing.T) {
 		}
 	})
 
-	t.Run("malformed client request ids are replaced", func(t *testing.T) {
+	t.Run("malformed client request ids reach the function unchanged", func(t *testing.T) {
+		// The id is the client's idempotency key: the function refuses a
+		// malformed one (400 invalid-request-id) rather than bill a retry
+		// twice under a replacement; the client's answer carries nginx's
+		// own well-formed id.
 		for _, bad := range []string{"short", "has spaces in it", strings.Repeat("x", 129), "semi;colon-id"} {
 			resp, b := do(t, http.MethodGet, "/usage", nil, map[string]string{"X-Request-Id": bad})
 			var s seen
 			if err := json.Unmarshal(b, &s); err != nil {
 				t.Fatalf("%q: %v %s", bad, err, b)
 			}
-			if id := resp.Header.Values("X-Request-Id"); len(id) != 1 || !requestIDRE.MatchString(id[0]) || s.RequestID != id[0] {
-				t.Errorf("client id %q: function saw %q, client got %q; want nginx's own id, once", bad, s.RequestID, id)
+			if id := resp.Header.Values("X-Request-Id"); len(id) != 1 || !requestIDRE.MatchString(id[0]) || s.RequestID != bad {
+				t.Errorf("client id %q: function saw %q, client got %q; want the client's id forwarded and nginx's own id answered, once", bad, s.RequestID, id)
 			}
 		}
 	})

@@ -47,10 +47,14 @@ func Routes() []byte {
 	var b bytes.Buffer
 	b.WriteString(header)
 	b.WriteString("# Included inside the gateway's server block (nginx.conf). Paths are exact:\n")
-	b.WriteString("# \"location =\" never matches a prefix, so /usage/x is not routed.\n\n")
+	b.WriteString("# \"location =\" never matches a prefix, so /usage/x is not routed; a Prefix\n")
+	b.WriteString("# route of the table also gets \"location ^~ PATH/\" (every path below it).\n\n")
 	for _, path := range routes.Paths("") {
 		fn, _ := routes.FunctionFor(path)
 		fmt.Fprintf(&b, "location = %s {\n    proxy_pass http://%s;\n}\n\n", path, UpstreamName(fn))
+		if routes.IsPrefix(path) {
+			fmt.Fprintf(&b, "location ^~ %s/ {\n    proxy_pass http://%s;\n}\n\n", path, UpstreamName(fn))
+		}
 	}
 	fmt.Fprintf(&b, `# Anything else is not part of the API.
 location / {
@@ -64,14 +68,14 @@ error_page 502 503 504 =503 @unavailable;
 
 location @too_large {
     default_type application/problem+json;
-    add_header X-Request-Id $gateway_request_id always;
+    add_header X-Request-Id $problem_request_id always;
     return 413 '%s';
 }
 
 location @unavailable {
     default_type application/problem+json;
     add_header Retry-After 1 always;
-    add_header X-Request-Id $gateway_request_id always;
+    add_header X-Request-Id $problem_request_id always;
     return 503 '%s';
 }
 `,
@@ -85,7 +89,7 @@ location @unavailable {
 // (one constructor: httpapi.NewProblem), with the request id nginx
 // assigned, as the single-quoted body of an nginx return directive.
 func problemBody(err error) string {
-	b, merr := json.Marshal(httpapi.NewProblem(err, "", "$gateway_request_id"))
+	b, merr := json.Marshal(httpapi.NewProblem(err, "", "$problem_request_id"))
 	if merr != nil || bytes.ContainsAny(b, `'\`) {
 		panic(fmt.Sprintf("routers: problem body %s cannot be quoted for nginx (%v)", b, merr))
 	}

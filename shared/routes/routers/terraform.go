@@ -37,6 +37,10 @@ func RoutesTerraformJSON() ([]byte, error) {
 			return nil, fmt.Errorf("routing table: path %s is served by both %s and %s", r.Path, fn, r.Function)
 		}
 		doc.Locals.Routes[r.Path] = r.Function
+		if r.Prefix {
+			// A URL map path rule ending in "/*" matches every path below.
+			doc.Locals.Routes[r.Path+"/*"] = r.Function
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
