@@ -5,11 +5,7 @@ package users
 import (
 	"context"
 	"net/http"
-	"net/mail"
-	"regexp"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
@@ -18,6 +14,7 @@ import (
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/identity"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
@@ -80,40 +77,25 @@ type meResponse struct {
 	RateLimit RateLimitPolicy `json:"rate_limit"`
 }
 
-var usernameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$`)
-
 // validate checks the sign-up fields and reports every problem at once.
+// It returns the forms to store: package identity decides when two
+// spellings are the same account (docs/identities.md).
 func validate(req createRequest) (username, email string, err error) {
 	var fields []shared.FieldError
-	switch {
-	case req.Username == nil:
+	if req.Username == nil {
 		fields = append(fields, shared.FieldError{Field: "username", Detail: "is required"})
-	case !usernameRE.MatchString(*req.Username):
-		fields = append(fields, shared.FieldError{Field: "username", Detail: "must be 3 to 32 characters: letters, digits, '_', '.' or '-', starting with a letter or digit"})
+	} else if username, err = identity.Username(*req.Username); err != nil {
+		fields = append(fields, shared.FieldError{Field: "username", Detail: err.Error()})
 	}
-	switch {
-	case req.Email == nil:
+	if req.Email == nil {
 		fields = append(fields, shared.FieldError{Field: "email", Detail: "is required"})
-	case !validEmail(*req.Email):
-		fields = append(fields, shared.FieldError{Field: "email", Detail: "must be a plain address such as name@example.com, at most 254 characters"})
+	} else if email, err = identity.Email(*req.Email); err != nil {
+		fields = append(fields, shared.FieldError{Field: "email", Detail: err.Error()})
 	}
 	if len(fields) > 0 {
 		return "", "", &shared.Error{Code: shared.EInvalid, Message: "invalid sign-up: see errors", Fields: fields}
 	}
-	return *req.Username, *req.Email, nil
-}
-
-func validEmail(s string) bool {
-	if len(s) > 254 || !utf8.ValidString(s) || strings.ContainsAny(s, " \t\r\n") {
-		return false
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return false
-	}
-	local, domain, ok := strings.Cut(s, "@")
-	return ok && local != "" && len(local) <= 64 && strings.Contains(domain, ".") &&
-		!strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".") && !strings.Contains(domain, "..")
+	return username, email, nil
 }
 
 func (s *server) createUser(w http.ResponseWriter, r *http.Request) {

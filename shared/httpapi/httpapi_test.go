@@ -161,7 +161,7 @@ func TestMiddlewareLogsAndIDs(t *testing.T) {
 	rec := httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/ok?x=1", nil)
 	r.Header.Set("X-Request-Id", "client-id-123")
-	r.Header.Set("X-Cloud-Trace-Context", "abc123/1;o=1")
+	r.Header.Set("X-Cloud-Trace-Context", "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1")
 	r.Header.Set("X-API-Key", "sk_secret_value")
 	h.ServeHTTP(rec, r)
 	if rec.Header().Get("X-Request-Id") != "client-id-123" {
@@ -172,7 +172,7 @@ func TestMiddlewareLogsAndIDs(t *testing.T) {
 		t.Fatalf("log line is not JSON: %v: %s", err, buf.String())
 	}
 	hr, _ := line["httpRequest"].(map[string]any)
-	if line["severity"] != "INFO" || line["message"] == nil || line["logging.googleapis.com/trace"] != "projects/proj/traces/abc123" ||
+	if line["severity"] != "INFO" || line["message"] == nil || line["logging.googleapis.com/trace"] != "projects/proj/traces/4bf92f3577b34da6a3ce929d0e0e4736" ||
 		hr["status"] != float64(204) || hr["requestMethod"] != "GET" || !strings.HasSuffix(hr["latency"].(string), "s") {
 		t.Fatalf("log line %v", line)
 	}

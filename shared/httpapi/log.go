@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -163,14 +164,15 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 			if !logger.Enabled(ctx, level) {
 				return
 			}
-			ri.logger().LogAttrs(ctx, level, r.Method+" "+r.URL.Path, slog.Group("httpRequest",
-				slog.String("requestMethod", r.Method),
-				slog.String("requestUrl", r.URL.RequestURI()),
+			method := clip(r.Method)
+			ri.logger().LogAttrs(ctx, level, method+" "+clip(r.URL.Path), slog.Group("httpRequest",
+				slog.String("requestMethod", method),
+				slog.String("requestUrl", clip(r.URL.RequestURI())),
 				slog.Int("status", rec.status),
 				slog.Int64("responseSize", rec.size),
-				slog.String("userAgent", r.UserAgent()),
-				slog.String("remoteIp", r.RemoteAddr),
-				slog.String("protocol", r.Proto),
+				slog.String("userAgent", clip(r.UserAgent())),
+				slog.String("remoteIp", clip(r.RemoteAddr)),
+				slog.String("protocol", clip(r.Proto)),
 				slog.String("latency", strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64)+"s"),
 			))
 		}()
@@ -191,16 +193,105 @@ func NewRequestID() string {
 	return u.String()
 }
 
-// traceID extracts the trace id from traceparent or X-Cloud-Trace-Context.
+// traceID returns the trace id of r's traceparent header (W3C Trace
+// Context) or, failing that, of its X-Cloud-Trace-Context header, and ""
+// when neither is well-formed: a client's header reaches the log only
+// when it is exactly 32 lowercase hex digits, not all zeros.
 func traceID(r *http.Request) string {
-	if tp := r.Header.Get("traceparent"); len(tp) >= 55 && tp[2] == '-' {
-		return tp[3:35]
-	}
-	if xc := r.Header.Get("X-Cloud-Trace-Context"); xc != "" {
-		id, _, _ := strings.Cut(xc, "/")
+	if id, ok := traceparentID(r.Header.Get("traceparent")); ok {
 		return id
 	}
+	if xc := r.Header.Get("X-Cloud-Trace-Context"); xc != "" {
+		// TRACE_ID/SPAN_ID;o=OPTIONS; only the trace id is used.
+		id, _, _ := strings.Cut(xc, "/")
+		if len(id) == 32 && isHex(id, true) && !allZeros(id) {
+			return strings.ToLower(id)
+		}
+	}
 	return ""
+}
+
+// traceparentID validates a traceparent header value,
+// version-traceid-parentid-flags (2, 32, 16 and 2 lowercase hex digits;
+// version ff and all-zero ids are invalid; a version above 00 may carry
+// more fields after a dash), and returns its trace id.
+func traceparentID(tp string) (string, bool) {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return "", false
+	}
+	version, trace, parent, flags := tp[0:2], tp[3:35], tp[36:52], tp[53:55]
+	if !isHex(version, false) || version == "ff" || !isHex(trace, false) || allZeros(trace) ||
+		!isHex(parent, false) || allZeros(parent) || !isHex(flags, false) {
+		return "", false
+	}
+	if len(tp) > 55 && (version == "00" || tp[55] != '-') {
+		return "", false
+	}
+	return trace, true
+}
+
+func isHex(s string, upperOK bool) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || upperOK && 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func allZeros(s string) bool { return strings.Trim(s, "0") == "" }
+
+// Request log bounds: every client-supplied value in the request log
+// (method, URL, user agent, remote address, protocol) takes at most
+// maxLogField bytes of the JSON line once escaped, so a request log line
+// stays under maxLogLine whatever the client sends (a 500 KB User-Agent
+// was once a 500 KB line).
+const (
+	maxLogField     = 512
+	maxLogLine      = 8 << 10
+	truncatedMarker = "...[truncated]"
+)
+
+// clip returns s, or its longest prefix followed by truncatedMarker that
+// fits maxLogField bytes as slog's JSON handler escapes it (a control
+// character takes 6 bytes, an invalid byte becomes the 6 bytes \ufffd).
+func clip(s string) string {
+	if len(s) <= maxLogField/6 {
+		return s // even fully escaped it fits
+	}
+	const budget = maxLogField - len(truncatedMarker)
+	w, cut := 0, -1
+	for i := 0; i < len(s); {
+		c, size := s[i], 1
+		var n int
+		switch {
+		case c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\':
+			n = 1
+		case c == '"', c == '\\', c == '\n', c == '\r', c == '\t':
+			n = 2
+		case c < utf8.RuneSelf:
+			n = 6
+		default:
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && size == 1, r == '\u2028', r == '\u2029':
+				n = 6
+			default:
+				n = size
+			}
+		}
+		if cut < 0 && w+n > budget {
+			cut = i
+		}
+		w += n
+		if w > maxLogField {
+			return s[:cut] + truncatedMarker
+		}
+		i += size
+	}
+	return s
 }
 
 type statusRecorder struct {
