@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/ratebill/platform/shared/routes"
-	"github.com/ratebill/platform/tools/stack"
 	"github.com/ratebill/platform/shared/routes/routers"
+	"github.com/ratebill/platform/tools/stack"
 )
 
 // TestSeedFlowThroughNginx runs the four functions as separate processes
