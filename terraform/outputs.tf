@@ -56,3 +56,22 @@ output "build_substitutions" {
   description = "Substitutions cloudbuild.yaml needs; the trigger sets them, a manual `gcloud builds submit` passes them."
   value       = local.build_substitutions
 }
+
+output "otel_metrics" {
+  description = "Cloud Monitoring names of the platform's OpenTelemetry metrics (monitoring.tf) that the dashboard and alerts read; the functions must export exactly these."
+  value       = local.otel_metrics
+}
+
+output "monitoring" {
+  description = "The operations dashboard, the GET /health uptime check and the alert policies (monitoring.tf)."
+  value = {
+    dashboard    = google_monitoring_dashboard.main.id
+    uptime_check = google_monitoring_uptime_check_config.health.uptime_check_id
+    alert_policies = concat(
+      [for p in google_monitoring_alert_policy.error_ratio : p.name],
+      [for p in google_monitoring_alert_policy.latency_p99 : p.name],
+      [google_monitoring_alert_policy.health_check.name, google_monitoring_alert_policy.sql_down.name],
+      [for p in google_monitoring_alert_policy.usage_write_failures : p.name],
+    )
+  }
+}

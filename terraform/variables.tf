@@ -407,3 +407,77 @@ variable "billing_budget" {
     error_message = "billing_budget.billing_account must look like 012345-6789AB-CDEF01 and monthly_amount be positive."
   }
 }
+
+# --- monitoring (monitoring.tf) ---------------------------------------------
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/PROJECT/notificationChannels/ID) that every alert policy notifies, e.g. a PagerDuty or Slack channel created in the console. Empty: incidents open in the console only (plus alert_email, if set)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "notification_channels must be channel IDs of the form projects/PROJECT/notificationChannels/NUMBER."
+  }
+}
+
+variable "alert_email" {
+  description = "An e-mail address for an e-mail notification channel that every alert policy also notifies. null creates none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alert_email == null ? true : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an e-mail address such as oncall@example.com, or null."
+  }
+}
+
+variable "alert_thresholds" {
+  description = <<-EOT
+    Thresholds of the alert policies (monitoring.tf), each held for 5 minutes
+    before an incident opens (usage write failures open one at once):
+    error_ratio: share of a service's responses that are 5xx (0.05 = 5 %);
+    latency_p99_ms: a service's 99th-percentile request latency in
+    milliseconds, as Cloud Run measures it; usage_write_failures: failed
+    usage writes a minute above which the (custom metric) alert fires;
+    0 means any failure.
+  EOT
+  type = object({
+    error_ratio          = optional(number, 0.05)
+    latency_p99_ms       = optional(number, 2000)
+    usage_write_failures = optional(number, 0)
+  })
+  default = {}
+
+  validation {
+    condition     = var.alert_thresholds.error_ratio > 0 && var.alert_thresholds.error_ratio < 1
+    error_message = "alert_thresholds.error_ratio must be a fraction between 0 and 1 (exclusive), such as 0.05 for 5 %."
+  }
+  validation {
+    condition     = var.alert_thresholds.latency_p99_ms >= 10 && var.alert_thresholds.latency_p99_ms <= 3600000
+    error_message = "alert_thresholds.latency_p99_ms must be from 10 to 3600000 milliseconds (Cloud Run's longest request timeout)."
+  }
+  validation {
+    condition     = var.alert_thresholds.usage_write_failures >= 0 && floor(var.alert_thresholds.usage_write_failures) == var.alert_thresholds.usage_write_failures
+    error_message = "alert_thresholds.usage_write_failures must be a whole number of at least 0."
+  }
+}
+
+variable "custom_metric_alerts" {
+  description = "Create the alert policies on the platform's own OpenTelemetry metrics (workload.googleapis.com/ratebill.*). Cloud Monitoring refuses (404) a policy on a metric it has never received, so turn this on after the functions have exported them once."
+  type        = bool
+  default     = false
+}
+
+variable "uptime_check_regions" {
+  description = "Regions the GET /health uptime check probes from (at least three, as Cloud Monitoring requires)."
+  type        = list(string)
+  default     = ["USA", "EUROPE", "ASIA_PACIFIC"]
+
+  validation {
+    condition = length(var.uptime_check_regions) >= 3 && alltrue([
+      for r in var.uptime_check_regions : contains(["USA", "EUROPE", "SOUTH_AMERICA", "ASIA_PACIFIC", "USA_OREGON", "USA_IOWA", "USA_VIRGINIA"], r)
+    ])
+    error_message = "uptime_check_regions must list at least three of USA, EUROPE, SOUTH_AMERICA, ASIA_PACIFIC, USA_OREGON, USA_IOWA, USA_VIRGINIA."
+  }
+}

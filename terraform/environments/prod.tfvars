@@ -50,3 +50,9 @@ billing_budget = {
   billing_account = "012345-6789AB-CDEF01"
   monthly_amount  = 1500
 }
+
+# Who is told about alerts (monitoring.tf, docs/deploy-gcp.md "Monitoring").
+# alert_email           = "oncall@example.com"
+# notification_channels = ["projects/my-ratebill-prod/notificationChannels/1234567890"]
+# After the functions export their OpenTelemetry metrics once:
+# custom_metric_alerts = true
