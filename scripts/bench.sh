@@ -181,6 +181,10 @@ breakdown() {
 log "end to end: make run topology (in-process functions), LOG_LEVEL=warn"
 start_platform warn
 run_scenarios inproc
+# The verify path, the product's hot path for protected APIs: POST /verify
+# with each user's key in the body, on the same gate.
+paired "inproc-verify-closed" "${closed_args[@]}" -endpoint /verify
+scenarios+=("inproc-verify-closed")
 breakdown inproc
 stop_platform
 
@@ -203,6 +207,7 @@ describe() {
 	case $1 in
 	inproc-closed) echo "make run (in-process), closed loop c=$conc" ;;
 	inproc-info-closed) echo "make run, LOG_LEVEL=info, closed loop c=$conc" ;;
+	inproc-verify-closed) echo "make run, POST /verify, closed loop c=$conc" ;;
 	inproc-open*) echo "make run, open loop ${1#inproc-open} req/s" ;;
 	separate-closed) echo "make run-separate, closed loop c=$conc" ;;
 	separate-open*) echo "make run-separate, open loop ${1#separate-open} req/s" ;;
