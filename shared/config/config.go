@@ -116,6 +116,13 @@ type Config struct {
 	// UsageWriteTimeout bounds one grouped write.
 	UsageWriteTimeout time.Duration
 
+	// HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout and
+	// HTTPIdleTimeout bound how long one client may hold a connection of a
+	// function's server (HTTP_READ_HEADER_TIMEOUT 5 s, HTTP_READ_TIMEOUT
+	// 10 s, HTTP_WRITE_TIMEOUT 15 s, HTTP_IDLE_TIMEOUT 120 s): a slow client
+	// (slowloris on headers or body) is cut off, never served.
+	HTTPReadHeaderTimeout, HTTPReadTimeout, HTTPWriteTimeout, HTTPIdleTimeout time.Duration
+
 	// MaxBodyBytes bounds request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	// LogLevel is the minimum level logged.
@@ -127,27 +134,31 @@ type Config struct {
 // Defaults returns the configuration used when no variable is set.
 func Defaults() Config {
 	return Config{
-		CloudSQLPrivateIP: true,
-		RateLimit:         1000,
-		RateWindow:        86400 * time.Second,
-		SignupRateLimit:   1000,
-		SignupRateWindow:  3600 * time.Second,
-		UnitPrice:         decimal.RequireFromString("0.01"),
-		Currency:          "USD",
-		InitDB:            true,
-		DBPoolSize:        20,
-		DBMaxOverflow:     40,
-		DBPoolTimeout:     30 * time.Second,
-		DBPoolRecycle:     1800 * time.Second,
-		AuthCacheTTL:      10 * time.Second,
-		AuthCacheSize:     100_000,
-		AuthNegativeTTL:   30 * time.Second,
-		AuthFailLimit:     100,
-		AuthFailWindow:    60 * time.Second,
-		UsageBatchMax:     1000,
-		UsageWriteTimeout: 5 * time.Second,
-		MaxBodyBytes:      16 << 10,
-		LogLevel:          slog.LevelInfo,
+		CloudSQLPrivateIP:     true,
+		RateLimit:             1000,
+		RateWindow:            86400 * time.Second,
+		SignupRateLimit:       1000,
+		SignupRateWindow:      3600 * time.Second,
+		UnitPrice:             decimal.RequireFromString("0.01"),
+		Currency:              "USD",
+		InitDB:                true,
+		DBPoolSize:            20,
+		DBMaxOverflow:         40,
+		DBPoolTimeout:         30 * time.Second,
+		DBPoolRecycle:         1800 * time.Second,
+		AuthCacheTTL:          10 * time.Second,
+		AuthCacheSize:         100_000,
+		AuthNegativeTTL:       30 * time.Second,
+		HTTPReadHeaderTimeout: 5 * time.Second,
+		HTTPReadTimeout:       10 * time.Second,
+		HTTPWriteTimeout:      15 * time.Second,
+		HTTPIdleTimeout:       120 * time.Second,
+		AuthFailLimit:         100,
+		AuthFailWindow:        60 * time.Second,
+		UsageBatchMax:         1000,
+		UsageWriteTimeout:     5 * time.Second,
+		MaxBodyBytes:          16 << 10,
+		LogLevel:              slog.LevelInfo,
 	}
 }
 
@@ -163,7 +174,8 @@ var Variables = []string{
 	"BILLING_UNIT_PRICE", "BILLING_CURRENCY",
 	"INIT_DB", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE",
 	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "AUTH_NEGATIVE_CACHE_TTL", "AUTH_FAIL_LIMIT", "AUTH_FAIL_WINDOW",
-	"CLIENT_IP_HEADER", "USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT",
+	"CLIENT_IP_HEADER", "HTTP_READ_HEADER_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_WRITE_TIMEOUT", "HTTP_IDLE_TIMEOUT",
+	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT",
 	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT",
 }
 
@@ -223,6 +235,10 @@ func Load(getenv func(string) string) (Config, error) {
 	p.seconds("AUTH_CACHE_TTL", &c.AuthCacheTTL, 0, 3600)
 	p.integerInt("AUTH_CACHE_SIZE", &c.AuthCacheSize, 1, 100_000_000)
 	p.seconds("AUTH_NEGATIVE_CACHE_TTL", &c.AuthNegativeTTL, 0, 3600)
+	p.seconds("HTTP_READ_HEADER_TIMEOUT", &c.HTTPReadHeaderTimeout, 1, 300)
+	p.seconds("HTTP_READ_TIMEOUT", &c.HTTPReadTimeout, 1, 300)
+	p.seconds("HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout, 1, 300)
+	p.seconds("HTTP_IDLE_TIMEOUT", &c.HTTPIdleTimeout, 1, 3600)
 	p.integer("AUTH_FAIL_LIMIT", &c.AuthFailLimit, 0, 1_000_000_000)
 	p.seconds("AUTH_FAIL_WINDOW", &c.AuthFailWindow, 1, 86400)
 	p.integerInt("USAGE_BATCH_MAX", &c.UsageBatchMax, 1, 100_000)

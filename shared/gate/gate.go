@@ -370,6 +370,13 @@ func (g *Gate) Authenticated(h http.Handler) http.Handler {
 func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if r.ContentLength != 0 {
+			// A metered GET has no body. One that is still arriving (a
+			// slow client) would be billed for an answer it cannot read
+			// yet: refuse it before any I/O.
+			httpapi.Error(w, r, shared.Errorf(shared.EMalformed, "%s %s takes no request body", r.Method, r.URL.Path))
+			return
+		}
 		if httpapi.MalformedRequestID(ctx) {
 			// The id is the idempotency key: never billed under a stand-in.
 			httpapi.Error(w, r, httpapi.ErrMalformedRequestID)

@@ -33,8 +33,14 @@ type Timeouts struct {
 	Idle       time.Duration // a keep-alive connection between requests
 }
 
-// DefaultTimeouts are the timeouts of every server the platform runs.
-var DefaultTimeouts = Timeouts{ReadHeader: 5 * time.Second, Read: 10 * time.Second, Write: 15 * time.Second, Idle: 120 * time.Second}
+// DefaultTimeouts are the timeouts of every server the platform runs,
+// unless the configuration sets others (TimeoutsOf).
+var DefaultTimeouts = TimeoutsOf(config.Defaults())
+
+// TimeoutsOf returns the server timeouts cfg sets (HTTP_*_TIMEOUT).
+func TimeoutsOf(cfg config.Config) Timeouts {
+	return Timeouts{ReadHeader: cfg.HTTPReadHeaderTimeout, Read: cfg.HTTPReadTimeout, Write: cfg.HTTPWriteTimeout, Idle: cfg.HTTPIdleTimeout}
+}
 
 // MaxHeaderBytes bounds the request line and headers (Go's default is
 // 1 MiB; an API key, a trace header and a request id need far less).
@@ -119,7 +125,7 @@ func Run(h http.Handler, d *deps.Deps) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	d.Logger.Info("serving", "port", port)
-	return Serve(ctx, ln, NewServer(h, DefaultTimeouts), d)
+	return Serve(ctx, ln, NewServer(h, TimeoutsOf(d.Config)), d)
 }
 
 // Serve serves srv on ln until ctx ends, then drains as Run describes.

@@ -177,7 +177,7 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n  (Ctrl-C stops everything)\n\n", base, base, base)
 	// The same server and drain as a deployed function: timeouts, header
 	// limit, Shutdown on SIGTERM, then pending usage flushed.
-	return serve.Serve(ctx, ln, serve.NewServer(gw, serve.DefaultTimeouts), d)
+	return serve.Serve(ctx, ln, serve.NewServer(gw, serve.TimeoutsOf(cfg)), d)
 }
 
 func logFile(dir, name string) io.Writer {
