@@ -126,6 +126,7 @@ const RequestIDHeader = "X-Request-Id"
 // UUIDv7), a panic guard answering 500, and one Cloud Logging request log
 // line with status and latency. project links logs to Cloud Trace.
 func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handler {
+	sampler := &logSampler{limit: refusedLogsPerSecond}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
@@ -163,6 +164,14 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 			}
 			if !logger.Enabled(ctx, level) {
 				return
+			}
+			if refused(rec.status) {
+				if ok, suppressed := sampler.allow(time.Now()); !ok {
+					return
+				} else if suppressed > 0 {
+					logger.LogAttrs(ctx, slog.LevelWarn, "refused requests not logged one by one",
+						slog.Int64("suppressed", suppressed), slog.Int("per_second", refusedLogsPerSecond))
+				}
 			}
 			method := clip(r.Method)
 			ri.logger().LogAttrs(ctx, level, method+" "+clip(r.URL.Path), slog.Group("httpRequest",
@@ -319,3 +328,40 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// refusedLogsPerSecond bounds the request log lines of refused requests
+// (401, 403, 429) per second per instance: a flood of bad keys must not
+// fill the disk or the Cloud Logging bill. What is left out is counted and
+// reported in one line with the next refused request that is logged.
+const refusedLogsPerSecond = 20
+
+func refused(status int) bool {
+	return status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusTooManyRequests
+}
+
+// logSampler lets limit lines through per wall-clock second.
+type logSampler struct {
+	limit      int
+	mu         sync.Mutex
+	second     int64
+	n          int
+	suppressed int64
+}
+
+// allow reports whether a line may be logged now and, when it may, how
+// many were suppressed since the last one logged.
+func (s *logSampler) allow(now time.Time) (bool, int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sec := now.Unix(); sec != s.second {
+		s.second, s.n = sec, 0
+	}
+	if s.n >= s.limit {
+		s.suppressed++
+		return false, 0
+	}
+	s.n++
+	sup := s.suppressed
+	s.suppressed = 0
+	return true, sup
+}

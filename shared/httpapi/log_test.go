@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTraceID(t *testing.T) {
@@ -144,4 +145,36 @@ func jsonWidth(s string) int {
 		return a
 	}})).Info("", "v", s)
 	return buf.Len() - len(`{"v":""}`+"\n")
+}
+
+// TestRefusedRequestLogsAreBounded: a flood of refused requests (bad keys)
+// logs at most refusedLogsPerSecond lines a second, and says how many it
+// left out; admitted requests are all logged.
+func TestRefusedRequestLogsAreBounded(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	status := http.StatusUnauthorized
+	h := Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }), NewLogger(&buf, slog.LevelInfo), "")
+	start := time.Now()
+	for range 1000 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/usage", nil))
+	}
+	status = http.StatusOK
+	for range 5 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/usage", nil))
+	}
+	seconds := int(time.Since(start)/time.Second) + 1
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	refusedLines, okLines := 0, 0
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, `"status":401`):
+			refusedLines++
+		case strings.Contains(l, `"status":200`):
+			okLines++
+		}
+	}
+	if refusedLines > refusedLogsPerSecond*(seconds+1) || refusedLines == 0 || okLines != 5 {
+		t.Fatalf("%d lines of 1,000 refused requests in %d s (bound %d/s), %d of 5 admitted", refusedLines, seconds, refusedLogsPerSecond, okLines)
+	}
 }
