@@ -97,15 +97,34 @@ type nginxServer struct {
 // temporary folder. It is stopped (SIGQUIT: graceful) when the test ends.
 func startNginx(t testing.TB, upstreams []byte) *nginxServer {
 	t.Helper()
+	files := map[string][]byte{"upstreams.conf": upstreams}
+	for _, f := range []string{"gateway.conf", "routes.conf"} {
+		files[f] = readRepoFile(t, "nginx/"+f)
+	}
+	return runNginx(t, files, func(dir string, port int) string {
+		return fmt.Sprintf(`    include %[1]s/gateway.conf;
+    include %[1]s/upstreams.conf;
+    server {
+        listen 127.0.0.1:%[2]d default_server;
+        server_name _;
+        include %[1]s/routes.conf;
+    }
+`, dir, port)
+	})
+}
+
+// runNginx writes files into a fresh temporary folder and runs nginx with
+// an http block that httpBody returns for that folder and a free loopback
+// port, with its pid, logs and temporary files in the folder. It is
+// stopped (SIGQUIT: graceful) when the test ends.
+func runNginx(t testing.TB, files map[string][]byte, httpBody func(dir string, port int) string) *nginxServer {
+	t.Helper()
 	bin := requireTool(t, "nginx", "/usr/sbin/nginx")
 	dir := t.TempDir()
-	for _, f := range []string{"gateway.conf", "routes.conf"} {
-		if err := os.WriteFile(filepath.Join(dir, f), readRepoFile(t, "nginx/"+f), 0o644); err != nil {
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "upstreams.conf"), upstreams, 0o644); err != nil {
-		t.Fatal(err)
 	}
 	port, err := devserver.FreePort()
 	if err != nil {
@@ -117,30 +136,22 @@ func startNginx(t testing.TB, upstreams []byte) *nginxServer {
 		// test's 0700 temporary folder.
 		user = "user root;"
 	}
-	conf := fmt.Sprintf(`# Written by the test: the repository's gateway.conf and routes.conf behind
-# a loopback listener, everything else in %[1]s.
+	conf := fmt.Sprintf(`# Written by the test: everything in %[1]s.
 daemon off;
 master_process on;
 worker_processes 2;
 %[3]s
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log notice;
-events { worker_connections 512; }
+events { worker_connections 1024; }
 http {
     client_body_temp_path %[1]s/client_temp;
     proxy_temp_path %[1]s/proxy_temp;
     fastcgi_temp_path %[1]s/fastcgi_temp;
     uwsgi_temp_path %[1]s/uwsgi_temp;
     scgi_temp_path %[1]s/scgi_temp;
-    include %[1]s/gateway.conf;
-    include %[1]s/upstreams.conf;
-    server {
-        listen 127.0.0.1:%[2]d default_server;
-        server_name _;
-        include %[1]s/routes.conf;
-    }
-}
-`, dir, port, user)
+%[4]s}
+`, dir, port, user, httpBody(dir, port))
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
