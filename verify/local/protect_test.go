@@ -41,7 +41,7 @@ func startProtected(t *testing.T) *protected {
 		RedisURL:    stack.Redis(t).URL,
 		Env: map[string]string{
 			"API_RATE_LIMIT": "50", "API_RATE_WINDOW": "86400",
-			"AUTH_CACHE_TTL": "0", // a revoked key is refused at once
+			"AUTH_CACHE_TTL":     "0", // a revoked key is refused at once
 			"TRUSTED_PROXY_HOPS": "1",
 		},
 		Replicas: map[string]int{routes.Usage: 2},
