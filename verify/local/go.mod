@@ -6,6 +6,7 @@ require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/moby/buildkit v0.34.2
 	github.com/moby/patternmatcher v0.6.1
+	github.com/ratebill/platform/client v0.0.0
 	github.com/ratebill/platform/examples/forecast v0.0.0
 	github.com/ratebill/platform/shared v0.0.0
 	github.com/ratebill/platform/tools v0.0.0
@@ -128,6 +129,7 @@ require (
 
 // The workspace modules, for builds without go.work (GOWORK=off).
 replace (
+	github.com/ratebill/platform/client => ../../client
 	github.com/ratebill/platform/examples/forecast => ../../examples/forecast
 	github.com/ratebill/platform/shared => ../../shared
 	github.com/ratebill/platform/tools => ../../tools

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	ratebill "github.com/ratebill/platform/client"
 	"github.com/ratebill/platform/examples/forecast"
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/routes"
@@ -253,6 +254,79 @@ func TestProtectWithNginx(t *testing.T) {
 			t.Errorf("platform down: %d %v %s", resp.StatusCode, resp.Header, b)
 		}
 		if after := p.api.Served(); after["GET /v1/forecast"] != before["GET /v1/forecast"] {
+			t.Error("the API was called while the platform was down")
+		}
+	})
+}
+
+// TestProtectWithGoMiddleware runs the example API wrapped in the Go
+// client's middleware (package ratebill, module client), which calls the
+// real platform's POST /verify for every request, and releases a call
+// whose handler failed.
+func TestProtectWithGoMiddleware(t *testing.T) {
+	p := startProtected(t)
+	c, err := ratebill.New(p.stack.Instances[routes.Usage][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ratebill.Middleware(c, ratebill.MiddlewareOptions{Cost: forecast.Cost})(p.api))
+	t.Cleanup(srv.Close)
+
+	key := p.signup(t, "gocustomer")
+	checkExact(t, p, key, storm(t, srv.URL, key, 400), nil)
+
+	t.Run("an upstream failure is released, not billed", func(t *testing.T) {
+		k := p.signup(t, "flakycustomer")
+		if resp, b := doRequest(t, "GET", srv.URL+"/v1/forecast", nil, map[string]string{"X-API-Key": k}); resp.StatusCode != 200 {
+			t.Fatalf("forecast: %d %s", resp.StatusCode, b)
+		}
+		resp, b := doRequest(t, "GET", srv.URL+"/v1/flaky", nil, map[string]string{"X-API-Key": k})
+		if resp.StatusCode != 502 {
+			t.Fatalf("flaky: %d %s, want the API's 502", resp.StatusCode, b)
+		}
+		if requests, units := p.bill(t, k); requests != 1 || units != 1 {
+			t.Fatalf("billed %d calls, %d units; want only the forecast (the failed call released)", requests, units)
+		}
+		if p.api.Served()["GET /v1/flaky"] != 1 {
+			t.Fatalf("served %v", p.api.Served())
+		}
+	})
+
+	t.Run("bad keys are 401 and never reach the API", func(t *testing.T) {
+		before := p.api.Served()["GET /v1/forecast"]
+		unknown, _ := apikey.Generate(nil)
+		for name, k := range map[string]string{"missing": "", "malformed": "sk_nope", "unknown": unknown} {
+			h := map[string]string{}
+			if k != "" {
+				h["X-API-Key"] = k
+			}
+			resp, b := doRequest(t, "GET", srv.URL+"/v1/forecast", nil, h)
+			if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s key: %d %s", name, resp.StatusCode, b)
+			}
+		}
+		revoked := p.signup(t, "revokedgo")
+		p.revokeAll(t)
+		if resp, b := doRequest(t, "GET", srv.URL+"/v1/forecast", nil, map[string]string{"X-API-Key": revoked}); resp.StatusCode != 401 {
+			t.Errorf("revoked key: %d %s", resp.StatusCode, b)
+		}
+		if got := p.api.Served()["GET /v1/forecast"] - before; got != 0 {
+			t.Errorf("the API served %d calls with bad keys", got)
+		}
+	})
+
+	t.Run("platform down is 503 and the API is not called", func(t *testing.T) {
+		before := p.api.Served()["GET /v1/forecast"]
+		for i := range p.stack.Instances[routes.Usage] {
+			if err := p.stack.StopInstance(routes.Usage, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, b := doRequest(t, "GET", srv.URL+"/v1/forecast", nil, map[string]string{"X-API-Key": key})
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("platform down: %d %v %s", resp.StatusCode, resp.Header, b)
+		}
+		if p.api.Served()["GET /v1/forecast"] != before {
 			t.Error("the API was called while the platform was down")
 		}
 	})

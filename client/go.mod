@@ -1,0 +1,3 @@
+module github.com/ratebill/platform/client
+
+go 1.23
