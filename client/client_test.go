@@ -165,7 +165,12 @@ func TestVerifyErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(tt.handler)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// With the body read, the server notices a client that
+				// hangs up and cancels r.Context().
+				_, _ = io.Copy(io.Discard, r.Body)
+				tt.handler(w, r)
+			}))
 			defer srv.Close()
 			c, _ := ratebill.New(srv.URL, ratebill.WithTimeout(200*time.Millisecond))
 			ctx, cancel := context.Background(), context.CancelFunc(func() {})

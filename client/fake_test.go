@@ -1,8 +1,10 @@
 package ratebill_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -120,6 +122,9 @@ func fakeProblem(w http.ResponseWriter, status int, typ, detail string) {
 
 func (f *fakePlatform) verify(w http.ResponseWriter, r *http.Request) {
 	f.verifies.Add(1)
+	// Read the body first: only then does the server notice a client
+	// that hangs up during the delay.
+	raw, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	delay, status := f.delay, f.status
 	f.mu.Unlock()
@@ -135,7 +140,7 @@ func (f *fakePlatform) verify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req fakeVerifyRequest
-	dec := json.NewDecoder(r.Body)
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if r.Header.Get("Content-Type") != "application/json" || dec.Decode(&req) != nil {
 		fakeProblem(w, http.StatusBadRequest, "malformed-request", "body is not the verify request")
