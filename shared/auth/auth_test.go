@@ -2,7 +2,6 @@ package auth_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,23 +100,12 @@ func TestDatabaseDownIsUnavailable(t *testing.T) {
 	}
 }
 
-// countingStore is the real store with its lookups counted.
-type countingStore struct {
-	*postgres.Store
-	lookups atomic.Int64
-}
-
-func (c *countingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.Principal, error) {
-	c.lookups.Add(1)
-	return c.Store.LookupKey(ctx, d)
-}
-
 // TestNegativeCache: an unknown well-formed key is looked up once per
 // AUTH_NEGATIVE_CACHE_TTL, not once per request; a key signed up after
 // another key was refused still works at once.
 func TestNegativeCache(t *testing.T) {
 	t.Parallel()
-	s := &countingStore{Store: postgres.NewStore(testdb.Pool(t))}
+	s := &testdb.CountingStore{Store: postgres.NewStore(testdb.Pool(t))}
 	ctx := context.Background()
 	a := auth.New(s, time.Minute, 100).WithNegativeCache(time.Minute, 100)
 	unknown, _ := apikey.Generate(nil)
@@ -126,7 +114,7 @@ func TestNegativeCache(t *testing.T) {
 			t.Fatalf("unknown key: %v", err)
 		}
 	}
-	if n := s.lookups.Load(); n != 1 {
+	if n := s.Lookups.Load(); n != 1 {
 		t.Fatalf("%d lookups for 50 attempts with one unknown key, want 1", n)
 	}
 	key, _ := apikey.Generate(nil)

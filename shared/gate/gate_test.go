@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,7 +278,7 @@ func TestAdmitAfterShutdown(t *testing.T) {
 func TestUnknownKeyFloodStaysOffPostgres(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{gate: gate.Options{AuthFailLimit: ratelimit.Limit{Requests: 20, Window: time.Hour}}})
-	counted := &countingStore{Store: b.store}
+	counted := &testdb.CountingStore{Store: b.store}
 	a := auth.New(counted, time.Minute, 1000).WithNegativeCache(time.Minute, 1000)
 	g := gate.New(a, b.limiter, meter.New(b.store, meter.Options{}), gate.Options{
 		UserLimit:     ratelimit.Limit{Requests: 1000, Window: time.Hour},
@@ -299,7 +298,7 @@ func TestUnknownKeyFloodStaysOffPostgres(t *testing.T) {
 	if w := send(b.key, attacker); w.Code != 200 {
 		t.Fatalf("customer before the flood: %d %s", w.Code, w.Body)
 	}
-	before := counted.lookups.Load()
+	before := counted.Lookups.Load()
 	codes := map[int]int{}
 	for range 300 {
 		k, _ := apikey.Generate(nil)
@@ -309,7 +308,7 @@ func TestUnknownKeyFloodStaysOffPostgres(t *testing.T) {
 			t.Fatal("429 without Retry-After")
 		}
 	}
-	if got := counted.lookups.Load() - before; got > 20 {
+	if got := counted.Lookups.Load() - before; got > 20 {
 		t.Fatalf("%d lookups for 300 unknown keys, want at most the limit of 20", got)
 	}
 	if codes[401] != 20 || codes[429] != 280 {
@@ -322,16 +321,6 @@ func TestUnknownKeyFloodStaysOffPostgres(t *testing.T) {
 	if w := send(other, "192.0.2.77"); w.Code != 401 {
 		t.Fatalf("another address: %d, want 401", w.Code)
 	}
-}
-
-type countingStore struct {
-	*postgres.Store
-	lookups atomic.Int64
-}
-
-func (c *countingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.Principal, error) {
-	c.lookups.Add(1)
-	return c.Store.LookupKey(ctx, d)
 }
 
 // TestAdmitCost: a call takes its cost from the quota and adds it to the

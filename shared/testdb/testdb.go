@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ratebill/platform/shared"
+	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/postgres"
 )
 
@@ -173,4 +176,17 @@ func withDatabase(base, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// CountingStore is the real store with its key lookups counted, for tests
+// that check how often Postgres is asked (negative cache, flood limits).
+type CountingStore struct {
+	*postgres.Store
+	Lookups atomic.Int64
+}
+
+// LookupKey counts the lookup and asks the real store.
+func (c *CountingStore) LookupKey(ctx context.Context, d apikey.Digest) (shared.Principal, error) {
+	c.Lookups.Add(1)
+	return c.Store.LookupKey(ctx, d)
 }
