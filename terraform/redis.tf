@@ -18,6 +18,20 @@ resource "google_redis_instance" "main" {
   auth_enabled            = true
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 
+  # RDB snapshots: a failover or maintenance restart reloads the counters
+  # from the last snapshot instead of starting empty, which would give
+  # every user a second window's worth of quota (issue: Redis losing its
+  # data doubles the limit). Snapshots bound that loss to what changed
+  # since the last one; rebuilding windows from the ledger is the full
+  # answer and is not built yet.
+  dynamic "persistence_config" {
+    for_each = var.redis_rdb_snapshot_period == null ? [] : [var.redis_rdb_snapshot_period]
+    content {
+      persistence_mode    = "RDB"
+      rdb_snapshot_period = persistence_config.value
+    }
+  }
+
   depends_on = [google_service_networking_connection.private_services]
 }
 

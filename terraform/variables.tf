@@ -202,6 +202,16 @@ variable "redis_memory_size_gb" {
   }
 }
 
+variable "redis_rdb_snapshot_period" {
+  description = "How often Memorystore snapshots its data (RDB persistence), so a restart does not start with empty rate-limit counters: ONE_HOUR, SIX_HOURS, TWELVE_HOURS or TWENTY_FOUR_HOURS; null disables persistence."
+  type        = string
+  default     = "ONE_HOUR"
+  validation {
+    condition     = var.redis_rdb_snapshot_period == null || contains(["ONE_HOUR", "SIX_HOURS", "TWELVE_HOURS", "TWENTY_FOUR_HOURS"], coalesce(var.redis_rdb_snapshot_period, "x"))
+    error_message = "redis_rdb_snapshot_period must be ONE_HOUR, SIX_HOURS, TWELVE_HOURS, TWENTY_FOUR_HOURS or null."
+  }
+}
+
 variable "redis_version" {
   description = "Memorystore Redis version."
   type        = string
