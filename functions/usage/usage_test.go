@@ -47,3 +47,28 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+func TestVerifyAppendJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	tests := []VerifyResponse{
+		{Valid: true, Code: "VALID", RequestID: "req-00001", User: &VerifyUser{ID: 42, Username: "testuser"}, Cost: 3,
+			RateLimit: &VerifyLimit{Limit: 1000, Remaining: 997, ResetsAt: at}, TotalUnits: 1045, ReleaseToken: "rt_abc-_DEF"},
+		{Code: "MALFORMED_KEY", RequestID: `we"ird<&>`},
+		{Code: "RATE_LIMITED", RequestID: "req-00002", User: &VerifyUser{ID: 9_000_000_000, Username: "jöhn\n"},
+			RateLimit: &VerifyLimit{Limit: 50, ResetsAt: at.Add(123456789), RetryAfter: 3600}},
+		{Valid: true, Code: "VALID", RequestID: "req-00003", User: &VerifyUser{ID: 1, Username: "a.b-c_d"}, Replayed: true, Released: true, TotalUnits: 7},
+		{},
+	}
+	for i, r := range tests {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			want, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.appendJSON(nil); string(got) != string(want) {
+				t.Errorf("appendJSON:\n got %s\nwant %s", got, want)
+			}
+		})
+	}
+}

@@ -128,7 +128,10 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err) // 503, or 409 for another cost under a recorded id
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, resp)
+	buf := bufPool.Get().(*[]byte)
+	*buf = append(resp.appendJSON((*buf)[:0]), '\n')
+	httpapi.RawJSON(w, http.StatusOK, *buf)
+	bufPool.Put(buf)
 }
 
 // decide is the verification both POST /verify and /auth answer: the key
