@@ -63,7 +63,7 @@ func (a *authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deny(w, r, http.StatusBadRequest, err)
 		return
 	}
-	resp, err := decide(r.Context(), a.gate, w.Header(), r.Header.Get(gate.KeyHeader), a.clientAddr(r), call)
+	resp, err := decide(r.Context(), a.gate, w.Header(), r.Header.Get(gate.KeyHeader), func() string { return a.clientAddr(r) }, call)
 	switch shared.ErrorCode(err) {
 	case "":
 	case shared.ERequestIDConflict:

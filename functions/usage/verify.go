@@ -123,7 +123,7 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	resp, err := decide(r.Context(), v.gate, w.Header(), req.Key, "", call)
+	resp, err := decide(r.Context(), v.gate, w.Header(), req.Key, nil, call)
 	if err != nil {
 		httpapi.Error(w, r, err) // 503, or 409 for another cost under a recorded id
 		return
@@ -142,9 +142,9 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authentication limit (ERateLimited), never a denial. The rate-limit
 // headers and Idempotent-Replayed go on h. clientAddr, the end client's
 // address, puts the key behind the failed-authentication limit (/auth);
-// empty, it is not limited (POST /verify: the caller is a customer's
+// nil, it is not limited (POST /verify: the caller is a customer's
 // server, and the negative cache carries the load).
-func decide(ctx context.Context, g *gate.Gate, h http.Header, key, clientAddr string, call gate.Call) (VerifyResponse, error) {
+func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, clientAddr func() string, call gate.Call) (VerifyResponse, error) {
 	resp := VerifyResponse{RequestID: call.RequestID}
 	if apikey.Validate(key) != nil {
 		resp.Code = CodeMalformedKey
@@ -152,7 +152,7 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key, clientAddr st
 	}
 	var p shared.Principal
 	var err error
-	if clientAddr != "" {
+	if clientAddr != nil {
 		p, err = g.AuthenticateFrom(ctx, h, key, clientAddr)
 	} else {
 		p, err = g.Authenticate(ctx, key)

@@ -321,22 +321,22 @@ func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result, n i
 // Each failure takes one from the address's allowance. Redis trouble
 // skips the check: it protects Postgres, it bills nothing.
 func (g *Gate) authenticateClient(w http.ResponseWriter, r *http.Request) (shared.Principal, error) {
-	return g.AuthenticateFrom(r.Context(), w.Header(), r.Header.Get(KeyHeader), httpapi.ClientIP(r, g.opts.ClientAddr))
+	return g.AuthenticateFrom(r.Context(), w.Header(), r.Header.Get(KeyHeader), func() string { return httpapi.ClientIP(r, g.opts.ClientAddr) })
 }
 
-// AuthenticateFrom is Authenticate for a key an end client at address
-// addr sent, behind the failed-authentication limit (see
+// AuthenticateFrom is Authenticate for a key an end client at the address
+// addr returns (asked only when the key is not cached) sent, behind the failed-authentication limit (see
 // authenticateClient); /auth passes the original client's address the
 // proxy forwards. A refusal by the limit sets the rate-limit headers and
 // Retry-After on h and is ERateLimited.
-func (g *Gate) AuthenticateFrom(ctx context.Context, h http.Header, key, addr string) (shared.Principal, error) {
+func (g *Gate) AuthenticateFrom(ctx context.Context, h http.Header, key string, addr func() string) (shared.Principal, error) {
 	if key == "" || g.opts.AuthFailLimit.Requests == 0 {
 		return g.Authenticate(ctx, key)
 	}
 	if p, ok := g.auth.Cached(key); ok {
 		return p, nil
 	}
-	failKey := "authfail:" + addr
+	failKey := "authfail:" + addr() // only when a lookup may follow: not on the cached hot path
 	if st, err := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 0); err == nil && st.Remaining == 0 {
 		st.Allowed, st.RetryAfter = false, st.ResetAfter
 		SetRateLimitHeaders(h, "auth-failures", st)
