@@ -6,7 +6,10 @@
 #   2. End to end: the load tool (tools/cmd/loadtest) against the platform
 #      as `make run` serves it (all functions in one process) and, paired
 #      in the same rounds with the same client, against a bare net/http
-#      JSON handler (tools/cmd/bareserver); closed loop at concurrency 50
+#      JSON handler (tools/cmd/bareserver) and a peer that only
+#      rate-limits (tools/cmd/peerserver: an in-memory key check and one
+#      go-redis/redis_rate GCRA decision per request on its own Redis,
+#      nothing recorded); closed loop at concurrency 50
 #      and open loop at fixed rates; then the same with request logs at
 #      info level, and the separate-process topology (`make run-separate`).
 #
@@ -87,6 +90,7 @@ mkdir -p "$work/bin"
 go build -o "$work/bin/platform" ./tools/cmd/platform
 go build -o "$work/bin/loadtest" ./tools/cmd/loadtest
 go build -o "$work/bin/bareserver" ./tools/cmd/bareserver
+go build -o "$work/bin/peerserver" ./tools/cmd/peerserver
 
 # median FILE COLUMN: the median of a column of numbers (1-based).
 median() {
@@ -114,6 +118,23 @@ bare_pid=$!
 pids+=("$bare_pid")
 wait_http "http://127.0.0.1:$bare_port/"
 bare=http://127.0.0.1:$bare_port
+
+# The peer: its own Redis (no persistence, as a cache would run), then the
+# peer server on it.
+peer_redis_port=$(free_port)
+redis_bin=$(command -v redis-server || echo /usr/bin/redis-server)
+"$redis_bin" --port "$peer_redis_port" --bind 127.0.0.1 --save '' --appendonly no >"$work/peer-redis.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 100); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$peer_redis_port") 2>/dev/null; then break; fi
+	sleep 0.1
+done
+peer_port=$(free_port)
+"$work/bin/peerserver" -addr "127.0.0.1:$peer_port" -redis "redis://127.0.0.1:$peer_redis_port/0" >"$work/peer.log" 2>&1 &
+peer_pid=$!
+pids+=("$peer_pid")
+wait_http "http://127.0.0.1:$peer_port/health"
+peer=http://127.0.0.1:$peer_port
 
 platform_pid=
 platform_base=
@@ -146,15 +167,17 @@ lt() {
 	echo "$line" >>"$file"
 }
 
-# paired NAME [flags...]: ROUNDS rounds of bare then platform, same flags.
+# paired NAME [flags...]: ROUNDS rounds of bare, peer, then platform, same
+# flags. (The peer's /verify and /usage are the same decision.)
 paired() {
 	local name=$1
 	shift
 	local r
 	for r in $(seq 1 "$rounds"); do
 		lt "$work/$name.bare.tsv" "$bare" "$bare_pid" -no-checks "$@"
+		lt "$work/$name.peer.tsv" "$peer" "$peer_pid" -no-checks "$@"
 		lt "$work/$name.platform.tsv" "$platform_base" "$platform_pid" "$@"
-		log "$name round $r: bare $(tail -1 "$work/$name.bare.tsv" | cut -f1) req/s, platform $(tail -1 "$work/$name.platform.tsv" | cut -f1) req/s"
+		log "$name round $r: bare $(tail -1 "$work/$name.bare.tsv" | cut -f1) req/s, peer $(tail -1 "$work/$name.peer.tsv" | cut -f1) req/s, platform $(tail -1 "$work/$name.platform.tsv" | cut -f1) req/s"
 	done
 }
 
@@ -262,18 +285,20 @@ gen=$work/generated.md
 	echo
 	echo "Load tool: \`go run ./tools/cmd/loadtest -users $users -server-pid PID ...\` (same client, same machine, runs paired bare/platform in each round). Latency in ms; CPU in µs per request (client: the load tool; server: the server process and its children, Postgres and Redis included). Open loop: latency from each request's scheduled send time (no coordinated omission), at most 400 in flight."
 	echo
-	echo "| scenario | bare req/s | platform req/s | platform/bare | p50 | p90 | p99 | max | bare p99 | CPU µs/req: client + server, platform (bare) | CPU ratio | non-2xx/429 + errors | checks |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+	echo "| scenario | bare req/s | peer req/s | platform req/s | platform/bare | platform/peer | p50 | p90 | p99 | max | bare p99 | peer p99 | CPU µs/req: client + server, platform (bare) | CPU ratio | non-2xx/429 + errors | checks |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
 	for s in "${scenarios[@]}"; do
 		b=$work/$s.bare.tsv
 		p=$work/$s.platform.tsv
+		q=$work/$s.peer.tsv
 		paste "$p" "$b" | awk '{print $1/$14}' >"$work/$s.ratio"
+		paste "$p" "$q" | awk '{print ($14 > 0) ? $1/$14 : 0}' >"$work/$s.peerratio"
 		bad=$(awk '{n+=$11+$12} END {print n+0}' "$p")
 		oks=$(awk '$13=="true" {n++} END {print n+0}' "$p")
 		paste "$p" "$b" | awk '{print ($7+$8 > 0) ? ($20+$21)/($7+$8) : 0}' >"$work/$s.cpuratio"
-		printf '| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f + %.0f (%.0f + %.0f) | %.2f | %d | %d/%d ok |\n' \
-			"$(describe "$s")" "$(median "$b" 1)" "$(median "$p" 1)" "$(median "$work/$s.ratio" 1)" \
-			"$(median "$p" 2)" "$(median "$p" 3)" "$(median "$p" 4)" "$(median "$p" 6)" "$(median "$b" 4)" \
+		printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f + %.0f (%.0f + %.0f) | %.2f | %d | %d/%d ok |\n' \
+			"$(describe "$s")" "$(median "$b" 1)" "$(median "$q" 1)" "$(median "$p" 1)" "$(median "$work/$s.ratio" 1)" "$(median "$work/$s.peerratio" 1)" \
+			"$(median "$p" 2)" "$(median "$p" 3)" "$(median "$p" 4)" "$(median "$p" 6)" "$(median "$b" 4)" "$(median "$q" 4)" \
 			"$(median "$p" 7)" "$(median "$p" 8)" "$(median "$b" 7)" "$(median "$b" 8)" \
 			"$(median "$work/$s.cpuratio" 1)" "$bad" "$oks" "$(wc -l <"$p")"
 	done
@@ -297,7 +322,14 @@ gen=$work/generated.md
 	echo "| --- | --- | --- |"
 	cpur=$(median "$work/inproc-closed.cpuratio" 1)
 	echo "| metered /usage ≥ 0.45 × bare (make run, c=$conc) | $(printf '%.2f' "$ratio") (CPU ratio $(printf '%.2f' "$cpur")) | $(verdict "$ratio >= 0.45") |"
-	echo "| p99 < 10 ms (same runs) | $(printf '%.1f' "$p99") ms | $(verdict "$p99 < 10") |"
+	pr=$(median "$work/inproc-closed.peerratio" 1)
+	echo "| metered /usage ≥ the redis_rate peer (make run, c=$conc) | $(printf '%.2f' "$pr") of the peer | $(verdict "$pr >= 1") |"
+	if [[ -f $work/inproc-verify-closed.peerratio ]]; then
+		vr=$(median "$work/inproc-verify-closed.ratio" 1)
+		vpr=$(median "$work/inproc-verify-closed.peerratio" 1)
+		echo "| POST /verify ≥ 0.45 × bare and ≥ the peer | $(printf '%.2f' "$vr") of bare, $(printf '%.2f' "$vpr") of the peer | $(verdict "$vr >= 0.45 && $vpr >= 1") |"
+	fi
+	echo "| p99 ≤ 10 ms (same runs) | $(printf '%.1f' "$p99") ms | $(verdict "$p99 <= 10") |"
 	if [[ -f $work/inproc-open10000.platform.tsv ]]; then
 		op99=$(median "$work/inproc-open10000.platform.tsv" 4)
 		oerr=$(awk '{n+=$11+$12} END {print n+0}' "$work/inproc-open10000.platform.tsv")
