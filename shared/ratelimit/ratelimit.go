@@ -12,6 +12,14 @@
 // when its whole cost fits; with mixed costs the units admitted in a
 // window never exceed the limit, and a request is refused only when its
 // cost does not fit.
+//
+// A user's own quota (AllowUser) also carries the user's version: a
+// number that grows with every change a cached principal must see
+// (revocation, suspension, a new limit). PublishVersion raises it after
+// the change commits, and every decision on the user's quota reads it in
+// the same script call, so an instance learns of the change on the
+// round trip it makes anyway, without background work. A user's counter
+// and version are tagged {user:ID} so that they share a cluster slot.
 package ratelimit
 
 import (
@@ -20,9 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/group"
@@ -34,13 +44,28 @@ var windowLua string
 //go:embed refund.lua
 var refundLua string
 
+//go:embed publish.lua
+var publishLua string
+
 var (
-	windowScript = redis.NewScript(windowLua)
-	refundScript = redis.NewScript(refundLua)
+	windowScript  = redis.NewScript(windowLua)
+	refundScript  = redis.NewScript(refundLua)
+	publishScript = redis.NewScript(publishLua)
 )
 
 // keyPrefix versions the counters' layout.
 const keyPrefix = "rl:v1:"
+
+// A user's keys: the counter of the user's quota and the user's hash
+// (version), both tagged with {user:ID} so that they share a hash slot
+// and one script may touch both on a cluster or a ring.
+func userCounter(user int64) string {
+	return keyPrefix + "{user:" + strconv.FormatInt(user, 10) + "}"
+}
+
+func userHash(user int64) string {
+	return "rl:u:{user:" + strconv.FormatInt(user, 10) + "}"
+}
 
 // Limit is a quota: Requests units per Window.
 type Limit struct {
@@ -71,6 +96,11 @@ type Result struct {
 	// RetryAfter is zero when Allowed; otherwise the time until the
 	// request's cost can fit again (the reset).
 	RetryAfter time.Duration
+	// Version is the user's version as published in Redis
+	// (PublishVersion), read in the same script as the decision; 0 when
+	// none was published (or Redis lost it) and for quotas that are not a
+	// user's (AllowN).
+	Version int64
 }
 
 // ResetAt is the end of the current window.
@@ -91,6 +121,11 @@ type scripter interface {
 type Limiter struct {
 	rdb   scripter
 	batch *group.Batcher[*decision] // nil when rdb cannot pipeline
+	// ledger rebuilds a user's window after Redis lost its data; nil:
+	// no rebuild (a lost window starts again from zero).
+	ledger   Ledger
+	flight   singleflight.Group // one rebuild per user and window at a time
+	rebuilds atomic.Int64
 }
 
 // New returns a Limiter using rdb.
@@ -132,10 +167,77 @@ func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) 
 	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	if l.batch == nil || n == 0 {
-		return l.run(ctx, keyPrefix+key, limit, n)
+	return l.allow(ctx, quota{counter: keyPrefix + key}, limit, n)
+}
+
+// AllowUser is AllowN on user's own quota (the gate's per-user limit),
+// in the same single script call; the Result also carries the user's
+// Version. A user's quota lives under its own keys: AllowN(ctx,
+// "user:1", ...) is a different counter.
+//
+// With a ledger (WithLedger), a window Redis lost (see rebuild.go) is
+// rebuilt from it before the decision: that costs a ledger query and
+// two more Redis round trips, once per user and window after a loss.
+// A ledger failure is returned as the ledger's error.
+func (l *Limiter) AllowUser(ctx context.Context, user int64, limit Limit, n int64) (Result, error) {
+	if !limit.valid() || n < 0 {
+		return Result{}, ErrInvalidLimit
 	}
-	return l.allowBatched(key, limit, n)
+	q := quota{counter: userCounter(user), hash: userHash(user), user: user, kind: kindUser}
+	if l.ledger != nil {
+		q.kind = kindRebuild
+	}
+	return l.allow(ctx, q, limit, n)
+}
+
+// quota names the Redis keys of one decision.
+type quota struct {
+	counter string // the prefixed counter
+	hash    string // the user's hash; "" for a quota that is not a user's
+	user    int64
+	kind    int // kindPlain, kindUser or kindRebuild
+}
+
+// Kinds of quota, as batch.lua's ARGV[4i] takes them.
+const (
+	kindPlain   = 0 // not a user's
+	kindUser    = 1 // a user's: report the version
+	kindRebuild = 2 // a user's, and lost windows are rebuilt
+)
+
+// allow decides, rebuilding the window first when the script asks for
+// it (at most maxSeeds times: each seed settles the window unless Redis
+// loses its data again meanwhile).
+func (l *Limiter) allow(ctx context.Context, q quota, limit Limit, n int64) (Result, error) {
+	for seeds := 0; ; seeds++ {
+		var rep reply
+		var err error
+		if l.batch == nil || n == 0 {
+			rep, err = l.run(ctx, q, limit, n)
+		} else {
+			rep, err = l.allowBatched(q, limit, n)
+		}
+		if err != nil || !rep.rebuild {
+			return rep.res, err
+		}
+		if seeds == maxSeeds {
+			return Result{}, unavailable("deciding rate limit", fmt.Errorf("window of user %d not rebuilt after %d seeds", q.user, seeds))
+		}
+		if err := l.rebuild(ctx, q, limit, rep); err != nil {
+			return Result{}, err
+		}
+	}
+}
+
+// PublishVersion raises user's version in Redis to v (it never lowers
+// it), so that the next decision on any instance reports it in
+// Result.Version. Callers publish after the change that bumped
+// users.version has committed.
+func (l *Limiter) PublishVersion(ctx context.Context, user int64, v int64) error {
+	if err := publishScript.Run(ctx, l.rdb, []string{userHash(user)}, v).Err(); err != nil {
+		return unavailable("publishing user version", err)
+	}
+	return nil
 }
 
 func (l Limit) valid() bool {
@@ -147,18 +249,37 @@ func (l Limit) valid() bool {
 // was admitted but could not be served, so it is neither billed nor
 // counted against the quota.
 func (l *Limiter) Refund(ctx context.Context, key string, windowStart time.Time, n int64) error {
-	err := refundScript.Run(ctx, l.rdb, []string{keyPrefix + key}, windowStart.Unix(), n).Err()
+	return l.refund(ctx, keyPrefix+key, windowStart, n)
+}
+
+// RefundUser is Refund on user's own quota (AllowUser).
+func (l *Limiter) RefundUser(ctx context.Context, user int64, windowStart time.Time, n int64) error {
+	return l.refund(ctx, userCounter(user), windowStart, n)
+}
+
+func (l *Limiter) refund(ctx context.Context, counter string, windowStart time.Time, n int64) error {
+	err := refundScript.Run(ctx, l.rdb, []string{counter}, windowStart.Unix(), n).Err()
 	if err != nil {
 		return unavailable("refunding rate limit", err)
 	}
 	return nil
 }
 
-func parse(v []any, limit Limit) (Result, error) {
-	if len(v) != 5 {
-		return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+// reply is one script answer: a decision, or a request to rebuild the
+// window first (nothing decided) under the user's current marker.
+type reply struct {
+	res     Result
+	rebuild bool
+	marker  int64
+}
+
+// parse reads {allowed (1, 0, or 2: rebuild), used, start, now s, now µs,
+// version, marker}.
+func parse(v []any, limit Limit) (reply, error) {
+	if len(v) != 7 {
+		return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 	}
-	var n [5]int64
+	var n [7]int64
 	for i, x := range v {
 		switch x := x.(type) {
 		case int64:
@@ -166,13 +287,13 @@ func parse(v []any, limit Limit) (Result, error) {
 		case string: // TIME's fields arrive as strings
 			var err error
 			if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-				return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+				return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 			}
 		default:
-			return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+			return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 		}
 	}
-	allowed, used, start, sec, usec := n[0], n[1], n[2], n[3], n[4]
+	allowed, used, start, sec, usec, version, marker := n[0], n[1], n[2], n[3], n[4], n[5], n[6]
 	now := time.Unix(sec, usec*1000).UTC()
 	ws := time.Unix(start, 0).UTC()
 	r := Result{
@@ -182,9 +303,10 @@ func parse(v []any, limit Limit) (Result, error) {
 		Remaining:   max(limit.Requests-used, 0),
 		WindowStart: ws,
 		ResetAfter:  ws.Add(limit.Window).Sub(now),
+		Version:     version,
 	}
 	if !r.Allowed {
 		r.RetryAfter = r.ResetAfter
 	}
-	return r, nil
+	return reply{res: r, rebuild: allowed == 2, marker: marker}, nil
 }
