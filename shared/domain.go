@@ -11,14 +11,37 @@ type User struct {
 	CreatedAt time.Time
 }
 
-// Principal is the authenticated caller of a request.
+// Principal is the authenticated caller of a request: the key and its
+// user as looked up (and possibly cached) at one moment.
 type Principal struct {
 	UserID    int64
 	KeyID     int64
 	Username  string
 	Email     string
 	KeyPrefix string
-	CreatedAt time.Time
+	CreatedAt time.Time // the user's
+	// KeyDigest is the SHA-256 of the key, kept so that the principal can
+	// be looked up again (revalidated); never logged or encoded.
+	KeyDigest [32]byte
+	// KeyExpiresAt is when the key stops working (its expiry, or the end
+	// of a rotation's grace period); zero: never.
+	KeyExpiresAt time.Time
+	// Suspended reports a suspended user: every key is refused (403).
+	Suspended bool
+	// LimitUnits and LimitWindow are the user's limit override (units per
+	// window); zero: the default limit applies.
+	LimitUnits  int64
+	LimitWindow time.Duration
+	// Version is users.version at lookup: every change that must reach
+	// cached principals (revocation, expiry, suspension, limit) raises it
+	// and publishes it to Redis; a cached principal with an older version
+	// is looked up again.
+	Version int64
+}
+
+// Expired reports whether the key has expired at now.
+func (p Principal) Expired(now time.Time) bool {
+	return !p.KeyExpiresAt.IsZero() && !now.Before(p.KeyExpiresAt)
 }
 
 // UsageEvent is one metered request to record.

@@ -15,6 +15,7 @@ const (
 	EMalformed         Code = "malformed-request"      // 400: body is not valid JSON
 	EInvalidRequestID  Code = "invalid-request-id"     // 400: a request id that breaks the rule (8-128 of A-Z a-z 0-9 . _ : -)
 	EUnauthorized      Code = "unauthorized"           // 401: missing, malformed or unknown key
+	ESuspended         Code = "suspended"              // 403: the key's user is suspended
 	ENotFound          Code = "not-found"              // 404
 	EMethod            Code = "method-not-allowed"     // 405
 	EConflict          Code = "conflict"               // 409: duplicate username or email
@@ -29,7 +30,7 @@ const (
 
 // Codes lists every code, in status order, for generators (the nginx
 // problem bodies) and tests.
-var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
+var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ESuspended, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
 	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.
@@ -75,12 +76,18 @@ func Unavailable(dependency string, cause error) *Error {
 // recognises it through any wrapping.
 var ErrShuttingDown = &Error{Code: EUnavailable, Message: "this instance is shutting down; retry"}
 
-// The answers for a well-formed key that authenticates nobody. Both are
-// EUnauthorized (401); POST /verify tells them apart (NOT_FOUND, REVOKED).
+// The answers for a well-formed key that authenticates nobody. All are
+// EUnauthorized (401); POST /verify tells them apart (NOT_FOUND, REVOKED,
+// EXPIRED).
 var (
 	ErrUnknownKey = &Error{Code: EUnauthorized, Message: "unknown API key"}
 	ErrRevokedKey = &Error{Code: EUnauthorized, Message: "revoked API key"}
+	ErrExpiredKey = &Error{Code: EUnauthorized, Message: "expired API key: its expiry or rotation grace period has passed"}
 )
+
+// ErrSuspended answers every key of a suspended user (403; POST /verify:
+// SUSPENDED). The operator's reason is not shown.
+var ErrSuspended = &Error{Code: ESuspended, Message: "this account is suspended; contact the platform's operator"}
 
 // ErrorCode returns the code of the first *Error in err's chain, EInternal
 // for any other non-nil error, and "" for nil.

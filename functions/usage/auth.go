@@ -33,7 +33,7 @@ const (
 // Envoy appends the original path): the same decision as POST /verify,
 // answered in statuses a proxy understands. 200 admitted, with the
 // rate-limit headers and X-Ratebill-User-Id; 401 for a missing, malformed,
-// unknown or revoked key; 403 for every other denial, with the client's
+// unknown, revoked or expired key; 403 for every other denial (a suspended user: 403), with the client's
 // status in X-Ratebill-Status (429 with Retry-After when the cost does not
 // fit, 409 for a request id replayed past the bound or sent with another
 // cost, 400 for a bad cost or request id); 503 when a dependency is down
@@ -81,15 +81,17 @@ func (a *authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(UserIDHeader, strconv.FormatInt(resp.User.ID, 10))
 		w.Header().Set(CostHeader, strconv.FormatInt(resp.Cost, 10))
 		w.WriteHeader(http.StatusOK)
-	case CodeMalformedKey, CodeNotFound, CodeRevoked:
+	case CodeMalformedKey, CodeNotFound, CodeRevoked, CodeExpired:
 		msg := map[string]string{CodeMalformedKey: "malformed API key: check that it was copied whole",
-			CodeNotFound: "unknown API key", CodeRevoked: "revoked API key"}[resp.Code]
+			CodeNotFound: shared.ErrUnknownKey.Message, CodeRevoked: shared.ErrRevokedKey.Message, CodeExpired: shared.ErrExpiredKey.Message}[resp.Code]
 		if r.Header.Get(gate.KeyHeader) == "" {
 			msg = "missing API key: send it in the X-API-Key header"
 		}
 		httpapi.Error(w, r, shared.Errorf(shared.EUnauthorized, "%s", msg))
 	case CodeRateLimited:
 		deny(w, r, http.StatusTooManyRequests, shared.Errorf(shared.ERateLimited, "the call's cost of %d units does not fit in the rate limit; retry after %s s", call.Cost, w.Header().Get("Retry-After")))
+	case CodeSuspended:
+		deny(w, r, http.StatusForbidden, shared.ErrSuspended)
 	case CodeDuplicate:
 		deny(w, r, http.StatusConflict, shared.Errorf(shared.ERequestIDReused, "request id was already answered %d times or long ago; send a new id for a new call", gate.MaxReplays))
 	default:

@@ -29,14 +29,16 @@ const (
 	defaultEndpoint = "/verify"
 )
 
-// Verification codes of a POST /verify answer. EXPIRED, SUSPENDED and
-// SPEND_CAP_EXCEEDED belong to later work (key expiry, suspension, spend
-// caps); clients must accept codes they do not know as a denial.
+// Verification codes of a POST /verify answer. SPEND_CAP_EXCEEDED
+// belongs to later work (spend caps); clients must accept codes they do
+// not know as a denial.
 const (
 	CodeValid        = "VALID"
 	CodeMalformedKey = "MALFORMED_KEY"
 	CodeNotFound     = "NOT_FOUND"
 	CodeRevoked      = "REVOKED"
+	CodeExpired      = "EXPIRED"   // the key's expiry or rotation grace period has passed
+	CodeSuspended    = "SUSPENDED" // the key's user is suspended
 	CodeRateLimited  = "RATE_LIMITED"
 	// CodeDuplicate: the request id was answered MaxReplays times already
 	// or first recorded more than ReplayWindow ago.
@@ -157,20 +159,26 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, client
 	} else {
 		p, err = g.Authenticate(ctx, key)
 	}
-	switch shared.ErrorCode(err) {
-	case "":
-	case shared.EUnauthorized:
-		resp.Code = CodeNotFound
-		if errors.Is(err, shared.ErrRevokedKey) {
-			resp.Code = CodeRevoked
+	if code, denied := keyDenial(err); denied {
+		resp.Code = code
+		if code == CodeSuspended {
+			resp.User = &VerifyUser{ID: p.UserID, Username: p.Username}
 		}
 		return resp, nil
-	default: // a dependency failed: never an answer of valid false
+	} else if err != nil { // a dependency failed: never an answer of valid false
 		return resp, err
 	}
 	resp.User = &VerifyUser{ID: p.UserID, Username: p.Username}
 
 	m, err := g.Admit(ctx, p, call)
+	if code, denied := keyDenial(err); denied {
+		// The user changed since the key was cached (Admit revalidated it).
+		resp.Code = code
+		if code != CodeSuspended {
+			resp.User = nil
+		}
+		return resp, nil
+	}
 	if m.Limited {
 		gate.SetRateLimitHeaders(h, "default", m.Limit)
 		resp.RateLimit = &VerifyLimit{
@@ -200,6 +208,24 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, client
 		}
 	}
 	return resp, nil
+}
+
+// keyDenial maps an authentication error to its verification code: a
+// denial, not an error.
+func keyDenial(err error) (string, bool) {
+	switch {
+	case err == nil:
+		return "", false
+	case errors.Is(err, shared.ErrRevokedKey):
+		return CodeRevoked, true
+	case errors.Is(err, shared.ErrExpiredKey):
+		return CodeExpired, true
+	case shared.ErrorCode(err) == shared.EUnauthorized:
+		return CodeNotFound, true
+	case shared.ErrorCode(err) == shared.ESuspended:
+		return CodeSuspended, true
+	}
+	return "", false
 }
 
 // call checks the body's fields and returns the call to admit. Invalid

@@ -9,10 +9,24 @@
 // issued later cannot be among them, since keys are 256 random bits, so a
 // key still works the moment its sign-up returns. Concurrent misses for
 // one key share one lookup.
+//
+// A key with an expiry (POST /keys {"expires_in"}, a rotation's grace
+// period) is never served from the cache past its expiry: the cached
+// principal carries it and is checked on every hit. A change that cached
+// principals must see (revocation, suspension, a limit) is noticed by the
+// gate, which compares the user's version in Redis with the principal's
+// and calls Revalidate.
+//
+// Every successful authentication notes the key's id; the ids are written
+// to api_keys.last_used_at in one statement at most once per flush
+// interval (WithUseTracking), so last use is approximate and costs no
+// write per request.
 package auth
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -34,13 +48,15 @@ type lookuper interface {
 type Authenticator struct {
 	store   lookuper
 	cache   *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
-	unknown *expirable.LRU[apikey.Digest, *shared.Error]    // nil: no negative cache; ErrUnknownKey or ErrRevokedKey
+	unknown *expirable.LRU[apikey.Digest, *shared.Error]    // nil: no negative cache; ErrUnknownKey, ErrRevokedKey or ErrExpiredKey
 	group   singleflight.Group
+	used    *useTracker // nil: last use not tracked
+	now     func() time.Time
 }
 
 // New returns an Authenticator caching up to size principals for ttl.
 func New(store lookuper, ttl time.Duration, size int) *Authenticator {
-	a := &Authenticator{store: store}
+	a := &Authenticator{store: store, now: time.Now}
 	if ttl > 0 && size > 0 {
 		a.cache = expirable.NewLRU[apikey.Digest, shared.Principal](size, nil, ttl)
 	}
@@ -56,13 +72,29 @@ func (a *Authenticator) WithNegativeCache(ttl time.Duration, size int) *Authenti
 	return a
 }
 
-// Cached returns the principal of key when this instance has it cached,
-// without I/O. Callers use it to skip checks that only guard lookups.
+// Cached returns the principal of key when this instance has it cached
+// (and it has not expired), without I/O. Callers use it to skip checks
+// that only guard lookups.
 func (a *Authenticator) Cached(key string) (shared.Principal, bool) {
 	if a.cache == nil || apikey.Validate(key) != nil {
 		return shared.Principal{}, false
 	}
-	return a.cache.Get(apikey.Hash(key))
+	p, ok := a.cache.Get(apikey.Hash(key))
+	if !ok || p.Expired(a.now()) {
+		return shared.Principal{}, false
+	}
+	a.noteUse(p.KeyID)
+	return p, true
+}
+
+// Revalidate drops the cached principal of the key with digest and looks
+// the key up again (the gate calls it when the user's version moved).
+// Errors as Authenticate's.
+func (a *Authenticator) Revalidate(ctx context.Context, digest [32]byte) (shared.Principal, error) {
+	if a.cache != nil {
+		a.cache.Remove(digest)
+	}
+	return a.lookup(ctx, digest)
 }
 
 // Authenticate returns the principal owning key. Errors are *shared.Error:
@@ -78,7 +110,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	digest := apikey.Hash(key)
 	if a.cache != nil {
 		if p, ok := a.cache.Get(digest); ok {
-			return p, nil
+			if !p.Expired(a.now()) {
+				a.noteUse(p.KeyID)
+				return p, nil
+			}
+			a.cache.Remove(digest) // expired: the lookup below says so
 		}
 	}
 	if a.unknown != nil {
@@ -86,6 +122,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 			return shared.Principal{}, err
 		}
 	}
+	return a.lookup(ctx, digest)
+}
+
+// lookup asks the store for the key with digest (one lookup shared by
+// concurrent callers) and caches the answer.
+func (a *Authenticator) lookup(ctx context.Context, digest apikey.Digest) (shared.Principal, error) {
 	v, err, _ := a.group.Do(string(digest[:]), func() (any, error) {
 		// Detached from the first caller: its cancellation must not fail
 		// the others sharing the lookup.
@@ -96,7 +138,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	switch shared.ErrorCode(err) {
 	case "":
 	case shared.ENotFound, shared.EUnauthorized:
-		if err != shared.ErrRevokedKey {
+		if err != shared.ErrRevokedKey && err != shared.ErrExpiredKey {
 			err = shared.ErrUnknownKey
 		}
 		if a.unknown != nil {
@@ -110,5 +152,91 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	if a.cache != nil {
 		a.cache.Add(digest, p)
 	}
+	a.noteUse(p.KeyID)
 	return p, nil
+}
+
+// toucher records key use; *postgres.Store.
+type toucher interface {
+	TouchKeys(ctx context.Context, ids []int64) error
+}
+
+// WithUseTracking makes a note the id of every key it authenticates and
+// write them to the store's last_used_at in one statement, at most once
+// per every (KEYS_LAST_USED_FLUSH): the flush starts on the first
+// authentication after every has passed since the last one (Cloud Run
+// gives an instance CPU only while it serves requests, so there is no
+// timer), and FlushUse writes what is left at shutdown. It returns a.
+func (a *Authenticator) WithUseTracking(store toucher, every time.Duration, log *slog.Logger) *Authenticator {
+	if every > 0 {
+		if log == nil {
+			log = slog.Default()
+		}
+		a.used = &useTracker{store: store, every: every, log: log, ids: map[int64]struct{}{}, last: a.now()}
+	}
+	return a
+}
+
+// FlushUse writes the key uses noted since the last flush now (at
+// shutdown).
+func (a *Authenticator) FlushUse(ctx context.Context) error {
+	if a.used == nil {
+		return nil
+	}
+	a.used.mu.Lock()
+	ids := a.used.take(a.now())
+	a.used.mu.Unlock()
+	return a.used.store.TouchKeys(ctx, ids)
+}
+
+func (a *Authenticator) noteUse(id int64) {
+	if a.used != nil {
+		a.used.note(id, a.now())
+	}
+}
+
+// useTracker holds the ids of keys used since the last flush.
+type useTracker struct {
+	store toucher
+	every time.Duration
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	ids      map[int64]struct{}
+	last     time.Time // when the last flush started
+	flushing bool
+}
+
+func (u *useTracker) note(id int64, now time.Time) {
+	u.mu.Lock()
+	u.ids[id] = struct{}{}
+	if u.flushing || now.Sub(u.last) < u.every {
+		u.mu.Unlock()
+		return
+	}
+	ids := u.take(now)
+	u.flushing = true
+	u.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := u.store.TouchKeys(ctx, ids); err != nil {
+			// Approximate by design: the next flush records later uses.
+			u.log.Warn("recording key use failed", "keys", len(ids), "error", err.Error())
+		}
+		u.mu.Lock()
+		u.flushing = false
+		u.mu.Unlock()
+	}()
+}
+
+// take returns the noted ids and starts a new interval; u.mu is held.
+func (u *useTracker) take(now time.Time) []int64 {
+	ids := make([]int64, 0, len(u.ids))
+	for id := range u.ids {
+		ids = append(ids, id)
+	}
+	clear(u.ids)
+	u.last = now
+	return ids
 }

@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,5 +130,81 @@ func TestNegativeCache(t *testing.T) {
 	}
 	if _, ok := a.Cached(unknown); ok {
 		t.Fatal("an unknown key is reported as cached")
+	}
+}
+
+// TestLastUseIsBatched: authentications note the key; nothing is written
+// per request, one statement per flush interval, and FlushUse writes the
+// rest.
+func TestLastUseIsBatched(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	key, _ := apikey.Generate(nil)
+	u, err := s.CreateUser(ctx, "used", "used@example.com", apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingToucher{store: s}
+	a := auth.New(s, time.Minute, 100).WithUseTracking(counting, time.Hour, nil)
+	for range 50 {
+		if _, err := a.Authenticate(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := counting.calls.Load(); n != 0 {
+		t.Fatalf("%d writes within the flush interval, want 0", n)
+	}
+	if err := a.FlushUse(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var used *time.Time
+	if err := pool.QueryRow(ctx, `SELECT last_used_at FROM api_keys WHERE user_id = $1`, u.ID).Scan(&used); err != nil || used == nil {
+		t.Fatalf("last_used_at %v %v", used, err)
+	}
+	if n := counting.calls.Load(); n != 1 {
+		t.Fatalf("%d writes for 50 uses, want 1", n)
+	}
+}
+
+type countingToucher struct {
+	store *postgres.Store
+	calls atomic.Int64
+}
+
+func (c *countingToucher) TouchKeys(ctx context.Context, ids []int64) error {
+	c.calls.Add(1)
+	return c.store.TouchKeys(ctx, ids)
+}
+
+// TestExpiredKeyIsNotServedFromCache: a cached key past its expiry is
+// looked up again (and refused as expired), never served.
+func TestExpiredKeyIsNotServedFromCache(t *testing.T) {
+	t.Parallel()
+	pool := testdb.Pool(t)
+	s := postgres.NewStore(pool)
+	ctx := context.Background()
+	key, _ := apikey.Generate(nil)
+	u, err := s.CreateUser(ctx, "expiring", "expiring@example.com", apikey.Hash(key), apikey.Display(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE api_keys SET expires_at = now() + interval '300 milliseconds' WHERE user_id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	a := auth.New(s, time.Hour, 100)
+	p, err := a.Authenticate(ctx, key)
+	if err != nil || p.KeyExpiresAt.IsZero() {
+		t.Fatalf("%+v %v", p, err)
+	}
+	for time.Now().Before(p.KeyExpiresAt.Add(50 * time.Millisecond)) {
+		time.Sleep(time.Until(p.KeyExpiresAt.Add(50 * time.Millisecond)))
+	}
+	if _, ok := a.Cached(key); ok {
+		t.Fatal("Cached returned an expired key")
+	}
+	if _, err := a.Authenticate(ctx, key); err != shared.ErrExpiredKey {
+		t.Fatalf("expired key: %v, want ErrExpiredKey", err)
 	}
 }

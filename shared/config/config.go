@@ -111,6 +111,16 @@ type Config struct {
 	AuthFailLimit  int64
 	AuthFailWindow time.Duration
 
+	// KeysPerUserMax bounds a user's active keys (not revoked, not expired;
+	// keys in a rotation's grace period count): POST /keys beyond it is a
+	// 409 (KEYS_PER_USER_MAX, default 20).
+	KeysPerUserMax int
+	// KeyLastUsedFlush is how often at most an instance writes the keys it
+	// saw used to api_keys.last_used_at, in one statement
+	// (KEYS_LAST_USED_FLUSH, default 60 s): last_used_at lags real use by
+	// up to this much.
+	KeyLastUsedFlush time.Duration
+
 	// UsageBatchMax bounds how many usage events share one grouped write.
 	UsageBatchMax int
 	// UsageWriteTimeout bounds one grouped write.
@@ -155,6 +165,8 @@ func Defaults() Config {
 		HTTPIdleTimeout:       120 * time.Second,
 		AuthFailLimit:         100,
 		AuthFailWindow:        60 * time.Second,
+		KeysPerUserMax:        20,
+		KeyLastUsedFlush:      60 * time.Second,
 		UsageBatchMax:         1000,
 		UsageWriteTimeout:     5 * time.Second,
 		MaxBodyBytes:          16 << 10,
@@ -175,7 +187,7 @@ var Variables = []string{
 	"INIT_DB", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE",
 	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "AUTH_NEGATIVE_CACHE_TTL", "AUTH_FAIL_LIMIT", "AUTH_FAIL_WINDOW",
 	"CLIENT_IP_HEADER", "HTTP_READ_HEADER_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_WRITE_TIMEOUT", "HTTP_IDLE_TIMEOUT",
-	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT",
+	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT", "KEYS_PER_USER_MAX", "KEYS_LAST_USED_FLUSH",
 	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT",
 }
 
@@ -242,6 +254,8 @@ func Load(getenv func(string) string) (Config, error) {
 	p.integer("AUTH_FAIL_LIMIT", &c.AuthFailLimit, 0, 1_000_000_000)
 	p.seconds("AUTH_FAIL_WINDOW", &c.AuthFailWindow, 1, 86400)
 	p.integerInt("USAGE_BATCH_MAX", &c.UsageBatchMax, 1, 100_000)
+	p.integerInt("KEYS_PER_USER_MAX", &c.KeysPerUserMax, 1, 1000)
+	p.seconds("KEYS_LAST_USED_FLUSH", &c.KeyLastUsedFlush, 1, 3600)
 	p.seconds("USAGE_WRITE_TIMEOUT", &c.UsageWriteTimeout, 1, 60)
 	p.integer("MAX_BODY_BYTES", &c.MaxBodyBytes, 64, 1<<30)
 	if v := p.str("LOG_LEVEL"); v != "" {

@@ -58,6 +58,8 @@ func TestBadValues(t *testing.T) {
 		{"API_RATE_LIMIT", "lots", "API_RATE_LIMIT=\"lots\": want a whole number from 1"},
 		{"API_RATE_LIMIT", "0", "API_RATE_LIMIT=\"0\": want a whole number from 1"},
 		{"API_RATE_WINDOW", "1.5", "API_RATE_WINDOW=\"1.5\": want whole seconds"},
+		{"KEYS_PER_USER_MAX", "0", "KEYS_PER_USER_MAX=\"0\": want a whole number from 1 to 1000"},
+		{"KEYS_LAST_USED_FLUSH", "0", "KEYS_LAST_USED_FLUSH=\"0\": want whole seconds from 1 to 3600"},
 		{"BILLING_UNIT_PRICE", "1e-2", "BILLING_UNIT_PRICE=\"1e-2\": want a plain decimal"},
 		{"BILLING_UNIT_PRICE", "-0.01", "want an amount of zero or more"},
 		{"BILLING_UNIT_PRICE", "0.0000000001", "at most 9 decimal places"},

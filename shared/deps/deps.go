@@ -52,12 +52,13 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 	}
 	store := postgres.New(cfg)
 	d := &Deps{
-		Config:   cfg,
-		Logger:   logger,
-		Store:    store,
-		Redis:    rdb,
-		Limiter:  ratelimit.New(rdb).WithLedger(store),
-		Auth:     auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize),
+		Config:  cfg,
+		Logger:  logger,
+		Store:   store,
+		Redis:   rdb,
+		Limiter: ratelimit.New(rdb).WithLedger(store),
+		Auth: auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize).
+			WithUseTracking(store, cfg.KeyLastUsedFlush, logger),
 		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
 	}
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
@@ -109,6 +110,9 @@ func (d *Deps) Close(ctx context.Context) error {
 	var errs []error
 	if err := d.Recorder.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flushing usage: %w", err))
+	}
+	if err := d.Auth.FlushUse(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("recording key use: %w", err))
 	}
 	d.Store.Close()
 	if err := d.Redis.Close(); err != nil {

@@ -46,6 +46,8 @@ const KeyHeader = "X-API-Key"
 type authenticator interface {
 	Authenticate(ctx context.Context, key string) (shared.Principal, error)
 	Cached(key string) (shared.Principal, bool)
+	// Revalidate drops the key's cached principal and looks it up again.
+	Revalidate(ctx context.Context, digest [32]byte) (shared.Principal, error)
 }
 
 // limiter decides and refunds quotas; *ratelimit.Limiter. A user's
@@ -128,8 +130,26 @@ func (g *Gate) WithReleaser(r releaser) *Gate {
 // ReplayedHeader is "true" on the answer to a replayed request id.
 const ReplayedHeader = "Idempotent-Replayed"
 
-// UserLimit is the per-user quota the gate enforces.
+// UserLimit is the default per-user quota the gate enforces.
 func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
+
+// LimitFor is p's quota: the user's override (units per window) when the
+// operator set one, else the default (API_RATE_LIMIT per
+// API_RATE_WINDOW).
+func (g *Gate) LimitFor(p shared.Principal) ratelimit.Limit {
+	if p.LimitUnits > 0 && p.LimitWindow >= time.Second {
+		return ratelimit.Limit{Requests: p.LimitUnits, Window: p.LimitWindow}
+	}
+	return g.opts.UserLimit
+}
+
+// deniedDetail is the 429 detail for a user's limit.
+func (g *Gate) deniedDetail(l ratelimit.Limit) string {
+	if l == g.opts.UserLimit {
+		return g.denied
+	}
+	return fmt.Sprintf("rate limit of %d requests per %d s exceeded", l.Requests, int64(l.Window/time.Second))
+}
 
 // Call is one metered call to admit.
 type Call struct {
@@ -177,12 +197,63 @@ func (m Metering) Admitted() bool { return !m.Limited || m.Limit.Allowed }
 
 // Authenticate returns the principal owning key. A missing or malformed
 // key is refused before any I/O. Errors are application errors:
-// EUnauthorized, or EUnavailable when the key cannot be looked up.
+// EUnauthorized (missing, malformed, unknown, revoked or expired: the
+// last two are shared.ErrRevokedKey and shared.ErrExpiredKey),
+// shared.ErrSuspended with the principal (a suspended user's key), or
+// EUnavailable when the key cannot be looked up.
 func (g *Gate) Authenticate(ctx context.Context, key string) (shared.Principal, error) {
 	if key == "" {
 		return shared.Principal{}, shared.Errorf(shared.EUnauthorized, "missing API key: send it in the %s header", KeyHeader)
 	}
-	return g.auth.Authenticate(ctx, key)
+	p, err := g.auth.Authenticate(ctx, key)
+	return g.judge(ctx, p, err)
+}
+
+// judge refuses a suspended user's principal. A suspension in the cache
+// may have been lifted since: the user's version in Redis says whether
+// to look again.
+func (g *Gate) judge(ctx context.Context, p shared.Principal, err error) (shared.Principal, error) {
+	if err != nil || !p.Suspended {
+		return p, err
+	}
+	if p, err = g.checkVersion(ctx, p); err != nil {
+		return p, err
+	}
+	return admissible(p, nil)
+}
+
+// admissible refuses a suspended user's principal (returned with
+// ErrSuspended, so that POST /verify can name the user).
+func admissible(p shared.Principal, err error) (shared.Principal, error) {
+	if err == nil && p.Suspended {
+		return p, shared.ErrSuspended
+	}
+	return p, err
+}
+
+// revalidate is called when the user's version in Redis (ver, read with
+// the decision) is newer than the cached principal's: something that
+// cached principals must see changed (a revocation, an expiry, a
+// suspension, a limit). The cached entry is dropped and the key looked up
+// again; the result is judged as Authenticate judges it.
+func (g *Gate) revalidate(ctx context.Context, p shared.Principal, ver int64) (shared.Principal, error) {
+	if ver <= p.Version {
+		return p, nil
+	}
+	return admissible(g.auth.Revalidate(ctx, p.KeyDigest))
+}
+
+// checkVersion is the version check of a route that authenticates but
+// takes no quota (/me, /billing, /keys): a read of the user's quota
+// (cost 0) reports the user's version, and a newer one revalidates p.
+// When Redis cannot answer, the cached principal stands (AUTH_CACHE_TTL
+// bounds it).
+func (g *Gate) checkVersion(ctx context.Context, p shared.Principal) (shared.Principal, error) {
+	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
+	if err != nil {
+		return p, nil
+	}
+	return g.revalidate(ctx, p, res.Version)
 }
 
 // Admit takes c's cost from p's quota and, when admitted, records the
@@ -199,11 +270,23 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
-	res, err := g.limiter.AllowUser(ctx, p.UserID, g.opts.UserLimit, cost)
+	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), cost)
 	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
 		return m, err
 	}
 	m.Limited, m.Limit = err == nil, res
+	if m.Limited && res.Version > p.Version {
+		// The user changed since p was looked up (cached): look again.
+		// Refused now (revoked, expired, suspended, or the lookup
+		// failed): the decision is given back and the call denied. A new
+		// limit applies from the user's next call.
+		if _, err := g.revalidate(ctx, p, res.Version); err != nil {
+			if res.Allowed {
+				g.refund(ctx, p.UserID, res, cost)
+			}
+			return Metering{}, err
+		}
+	}
 	if !m.Admitted() {
 		return m, nil
 	}
@@ -331,7 +414,7 @@ func (g *Gate) AuthenticateFrom(ctx context.Context, h http.Header, key string, 
 		return g.Authenticate(ctx, key)
 	}
 	if p, ok := g.auth.Cached(key); ok {
-		return p, nil
+		return g.judge(ctx, p, nil)
 	}
 	failKey := "authfail:" + addr() // only when a lookup may follow: not on the cached hot path
 	if st, err := g.limiter.AllowN(ctx, failKey, g.opts.AuthFailLimit, 0); err == nil && st.Remaining == 0 {
@@ -348,10 +431,16 @@ func (g *Gate) AuthenticateFrom(ctx context.Context, h http.Header, key string, 
 	return p, err
 }
 
-// Authenticated serves h only to callers with a valid API key.
+// Authenticated serves h only to callers with a valid API key whose user
+// is not suspended. It takes no quota, but reads the user's version from
+// Redis (one round trip) so that a revocation or suspension reaches these
+// routes as fast as metered ones.
 func (g *Gate) Authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := g.authenticateClient(w, r)
+		if err == nil {
+			p, err = g.checkVersion(r.Context(), p)
+		}
 		if err != nil {
 			httpapi.Error(w, r, err)
 			return
@@ -392,7 +481,7 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 		case err != nil:
 			httpapi.Error(w, r, err)
 		case !m.Admitted():
-			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.denied, w.Header().Get("Retry-After")))
+			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.deniedDetail(m.Limit.Limit), w.Header().Get("Retry-After")))
 		default:
 			if m.Replayed {
 				w.Header()[ReplayedHeader] = []string{"true"}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ratebill/platform/shared"
@@ -31,6 +32,7 @@ type bundle struct {
 	limiter *ratelimit.Limiter
 	key     string // the user's API key
 	userID  int64
+	pool    *pgxpool.Pool
 }
 
 // options tune setup; the zero value is a working gate with a limit of 10.
@@ -88,6 +90,7 @@ func setup(t *testing.T, o options) bundle {
 		limiter: lim,
 		key:     key,
 		userID:  u.ID,
+		pool:    pool,
 	}
 }
 
@@ -472,5 +475,121 @@ func TestReleaseGivesTheQuotaBack(t *testing.T) {
 	}
 	if _, err := g.Admit(ctx, p, gate.Call{Endpoint: "/verify", RequestID: "release-me-1", Cost: 5}); shared.ErrorCode(err) != shared.ERequestIDConflict {
 		t.Fatalf("another cost under the same id: %v", err)
+	}
+}
+
+// TestVersionRevalidation: a cached principal is trusted until the user's
+// version in Redis moves past it; then the gate looks the key up again,
+// on metered and on merely authenticated routes, and refuses a revoked
+// key or a suspended user at once, refunding the decision. A limit
+// override applies from the call after the one that noticed it.
+func TestVersionRevalidation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	ctx := context.Background()
+	metered := b.gate.Metered("/usage", echo)
+	authed := b.gate.Authenticated(echo)
+	p, err := b.gate.Authenticate(ctx, b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.store.IssueKey(ctx, b.userID, "second", 0, postgres.AuditEntry{ActorType: postgres.ActorUser, ActorID: b.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{b.key, second.APIKey} {
+		if a := call(metered, k, ""); a.code != 200 {
+			t.Fatalf("warm-up: %d %v", a.code, a.body)
+		}
+	}
+
+	// Revoked in Postgres but not published: the cache still serves it
+	// (the bound is then AUTH_CACHE_TTL).
+	ch, err := b.store.RevokeKeyByID(ctx, b.userID, p.KeyID, postgres.AuditEntry{ActorType: postgres.ActorUser, ActorID: b.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := call(metered, b.key, ""); a.code != 200 {
+		t.Fatalf("unpublished revocation: %d, want the cached key served", a.code)
+	}
+	if err := b.limiter.PublishVersion(ctx, b.userID, ch.Version); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := b.limiter.AllowUser(ctx, b.userID, b.gate.UserLimit(), 0)
+	if a := call(metered, b.key, ""); a.code != 401 {
+		t.Fatalf("published revocation: %d %v, want 401", a.code, a.body)
+	}
+	after, _ := b.limiter.AllowUser(ctx, b.userID, b.gate.UserLimit(), 0)
+	if after.Used != before.Used {
+		t.Fatalf("the refused call took quota: used %d -> %d", before.Used, after.Used)
+	}
+	// The user's other key is revalidated too, and still works.
+	if a := call(metered, second.APIKey, ""); a.code != 200 {
+		t.Fatalf("other key after revalidation: %d %v", a.code, a.body)
+	}
+
+	// Suspension, on an authenticated route without metering.
+	pool := b.pool
+	var v int64
+	if err := pool.QueryRow(ctx, `UPDATE users SET suspended_at = now(), suspended_reason = 'test', version = version + 1 WHERE id = $1 RETURNING version`, b.userID).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if a := call(authed, second.APIKey, ""); a.code != 200 {
+		t.Fatalf("unpublished suspension: %d", a.code)
+	}
+	b.limiter.PublishVersion(ctx, b.userID, v)
+	a := call(authed, second.APIKey, "")
+	if a.code != 403 || a.body["type"] != "urn:problem-type:ratebill:suspended" {
+		t.Fatalf("published suspension on an authenticated route: %d %v", a.code, a.body)
+	}
+	if a := call(metered, second.APIKey, ""); a.code != 403 {
+		t.Fatalf("suspended on a metered route: %d", a.code)
+	}
+
+	// Reactivation with an override of 2 units per minute.
+	if err := pool.QueryRow(ctx, `UPDATE users SET suspended_at = NULL, suspended_reason = NULL, limit_units = 2, limit_window_seconds = 60, version = version + 1 WHERE id = $1 RETURNING version`, b.userID).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	b.limiter.PublishVersion(ctx, b.userID, v)
+	codes := []int{}
+	for i := range 4 {
+		a := call(metered, second.APIKey, "")
+		codes = append(codes, a.code)
+		if i > 0 && a.header.Get("X-RateLimit-Limit") != "2" {
+			t.Fatalf("call %d after the override: X-RateLimit-Limit %q, want 2", i, a.header.Get("X-RateLimit-Limit"))
+		}
+	}
+	admitted := 0
+	for _, c := range codes[1:] {
+		if c == 200 {
+			admitted++
+		}
+	}
+	if codes[0] != 200 || admitted > 2 || codes[3] != 429 {
+		t.Fatalf("statuses %v under an override of 2 per minute (the first call noticed it)", codes)
+	}
+}
+
+// TestExpiringKeyLeavesTheCache: a cached key with an expiry is refused
+// the moment it passes, with no publication.
+func TestExpiringKeyLeavesTheCache(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	ctx := context.Background()
+	k, err := b.store.IssueKey(ctx, b.userID, "short", time.Second, postgres.AuditEntry{ActorType: postgres.ActorUser, ActorID: b.userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	metered := b.gate.Metered("/usage", echo)
+	if a := call(metered, k.APIKey, ""); a.code != 200 {
+		t.Fatalf("fresh key: %d", a.code)
+	}
+	deadline := k.ExpiresAt.Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Until(deadline))
+	}
+	a := call(metered, k.APIKey, "")
+	if a.code != 401 || a.body["detail"] != shared.ErrExpiredKey.Message {
+		t.Fatalf("expired key: %d %v", a.code, a.body)
 	}
 }

@@ -34,6 +34,7 @@ var statuses = map[shared.Code]int{
 	shared.ERequestIDReused:   http.StatusConflict,
 	shared.ERequestIDConflict: http.StatusConflict,
 	shared.EUnauthorized:      http.StatusUnauthorized,
+	shared.ESuspended:         http.StatusForbidden,
 	shared.ENotFound:          http.StatusNotFound,
 	shared.EMethod:            http.StatusMethodNotAllowed,
 	shared.EConflict:          http.StatusConflict,

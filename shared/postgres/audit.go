@@ -42,7 +42,7 @@ func insertAudit(ctx context.Context, tx pgx.Tx, e AuditEntry) error {
 	}
 	_, err = tx.Exec(ctx, `
 INSERT INTO audit_log (actor_type, actor_id, actor_name, action, user_id, target, remote_addr, request_id, before, after)
-VALUES ($1, NULLIF($2, 0), $3, $4, NULLIF($5, 0), $6, $7, $8, $9, $10)`,
+VALUES ($1, NULLIF($2::bigint, 0), $3, $4, NULLIF($5::bigint, 0), $6, $7, $8, $9, $10)`,
 		e.ActorType, e.ActorID, e.ActorName, e.Action, e.UserID, e.Target, e.RemoteAddr, e.RequestID, before, after)
 	if err != nil {
 		return mapError("writing audit log", err)

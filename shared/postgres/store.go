@@ -18,11 +18,13 @@ import (
 // function instance starts without waiting for the database.
 type Store struct {
 	pool *lazy.Value[*pgxpool.Pool]
+	// keyCap bounds a user's active keys (KEYS_PER_USER_MAX).
+	keyCap int
 }
 
 // New returns a Store for cfg whose pool opens on first use.
 func New(cfg config.Config) *Store {
-	return &Store{pool: lazy.New(func(ctx context.Context) (*pgxpool.Pool, error) {
+	return &Store{keyCap: cfg.KeysPerUserMax, pool: lazy.New(func(ctx context.Context) (*pgxpool.Pool, error) {
 		if err := cfg.RequireDatabase(); err != nil {
 			return nil, err
 		}
@@ -45,7 +47,14 @@ func New(cfg config.Config) *Store {
 
 // NewStore returns a Store on an open pool (tests, the migration job).
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: lazy.New(func(context.Context) (*pgxpool.Pool, error) { return pool, nil })}
+	return &Store{keyCap: config.Defaults().KeysPerUserMax, pool: lazy.New(func(context.Context) (*pgxpool.Pool, error) { return pool, nil })}
+}
+
+// WithKeyCap sets the bound on a user's active keys (KEYS_PER_USER_MAX)
+// and returns s.
+func (s *Store) WithKeyCap(n int) *Store {
+	s.keyCap = n
+	return s
 }
 
 // db returns the pool, opening it on first use.
@@ -101,12 +110,17 @@ SELECT u.id, u.username, u.email, u.created_at, k.display_prefix FROM u, k`
 	return u, nil
 }
 
-// LookupKey returns the principal owning the key with digest:
-// shared.ErrRevokedKey when it was revoked, an ENotFound error when there
-// is no such key.
+// LookupKey returns the principal owning the key with digest, with its
+// user's suspension, limit override and version, and the key's expiry:
+// shared.ErrRevokedKey when it was revoked, shared.ErrExpiredKey when it
+// has expired (database clock), an ENotFound error when there is no such
+// key. A suspended user's key is found (Principal.Suspended): the gate
+// refuses it, and no negative cache keeps it past a reactivation.
 func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Principal, error) {
 	const q = `
-SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL
+SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL,
+       k.expires_at, coalesce(k.expires_at <= now(), false), u.suspended_at IS NOT NULL,
+       coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = $1`
 	var p shared.Principal
@@ -114,15 +128,25 @@ WHERE k.key_hash = $1`
 	if err != nil {
 		return shared.Principal{}, err
 	}
-	var revoked bool
+	var revoked, expired bool
+	var expires *time.Time
+	var window int64
 	err = pool.QueryRow(ctx, q, digest[:]).
-		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked)
-	if err != nil {
+		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked,
+			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version)
+	switch {
+	case err != nil:
 		return shared.Principal{}, mapError("looking up key", err)
-	}
-	if revoked {
+	case revoked:
 		return shared.Principal{}, shared.ErrRevokedKey
+	case expired:
+		return shared.Principal{}, shared.ErrExpiredKey
 	}
+	if expires != nil {
+		p.KeyExpiresAt = expires.UTC()
+	}
+	p.LimitWindow = time.Duration(window) * time.Second
+	p.KeyDigest = digest
 	p.CreatedAt = p.CreatedAt.UTC()
 	return p, nil
 }
