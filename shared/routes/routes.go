@@ -30,6 +30,10 @@ const (
 	AuthNone Auth = "none"
 	// AuthKey routes need a valid X-API-Key header.
 	AuthKey Auth = "api_key"
+	// AuthOperator routes need an operator token (Authorization: Bearer
+	// rbo_…; package operator). GET rows admit any scope; every other
+	// method needs the admin scope (a viewer gets 403).
+	AuthOperator Auth = "operator"
 	// AuthSelf routes authenticate in their handler, because they answer a
 	// bad credential in their own way: POST /verify (the key in the body,
 	// called by a customer's server for its caller; a bad key is a 200
@@ -41,14 +45,18 @@ const (
 )
 
 // Route is one row of the routing table. Paths are exact: the gateways
-// match them exactly, never as prefixes.
+// match them exactly, never as prefixes. A path may hold variable
+// segments, "{name}", each matching exactly one non-empty segment
+// ("/admin/users/{id}/suspend" matches "/admin/users/42/suspend", never
+// "/admin/users//suspend" or "/admin/users/4/2/suspend"); the function's
+// router hands the value to the handler as r.PathValue(name).
 //
 // The row is also how the function wires the route (package serve): the
 // gate's authentication, metering (labelled with Path) or per-IP limit
 // come from here, never from the handler's code.
 type Route struct {
 	Method   string // HTTP method, e.g. "GET"
-	Path     string // exact path, e.g. "/usage"
+	Path     string // exact path, e.g. "/usage", or a pattern, e.g. "/admin/keys/{id}"
 	Function string // one of Functions
 	Auth     Auth
 	// Metered routes are rate limited per user and recorded for billing
@@ -64,6 +72,10 @@ type Route struct {
 	// ext_authz appends the original request's path to /auth).
 	Prefix bool
 }
+
+// Writes reports whether an AuthOperator row changes something (needs the
+// admin scope): every method but GET.
+func (r Route) Writes() bool { return r.Method != "GET" }
 
 // AnyMethod in Route.Method accepts every method (/auth: nginx and Envoy
 // forward the original request's method).
@@ -113,7 +125,7 @@ func IsPrefix(path string) bool {
 }
 
 // FunctionFor returns the function that serves path, and whether the path is
-// routed at all: exactly, or below a Prefix route. The method is not
+// routed at all: exactly, by a pattern, or below a Prefix route. The method is not
 // considered: a gateway forwards every method of a routed path and the
 // function answers 405 itself.
 func FunctionFor(path string) (string, bool) {
@@ -123,11 +135,114 @@ func FunctionFor(path string) (string, bool) {
 		}
 	}
 	for _, r := range Table {
+		if _, ok := Match(r.Path, path); ok && IsPattern(r.Path) {
+			return r.Function, true
+		}
+	}
+	for _, r := range Table {
 		if r.Prefix && strings.HasPrefix(path, r.Path+"/") {
 			return r.Function, true
 		}
 	}
 	return "", false
+}
+
+// IsPattern reports whether path holds a variable segment ("{id}").
+func IsPattern(path string) bool { return strings.Contains(path, "{") }
+
+// Match matches path against pattern segment by segment: literal segments
+// exactly, each "{name}" one non-empty segment. It returns the variables'
+// values in order, and whether path matched. It allocates only for the
+// values.
+func Match(pattern, path string) ([]string, bool) {
+	var vals []string
+	for pattern != "" || path != "" {
+		if pattern == "" || path == "" || pattern[0] != '/' || path[0] != '/' {
+			return nil, false
+		}
+		pseg, prest := cutSegment(pattern[1:])
+		seg, rest := cutSegment(path[1:])
+		if isVar(pseg) {
+			if seg == "" {
+				return nil, false
+			}
+			vals = append(vals, seg)
+		} else if pseg != seg {
+			return nil, false
+		}
+		pattern, path = prest, rest
+	}
+	return vals, true
+}
+
+// Vars returns the names of pattern's variables, in order.
+func Vars(pattern string) []string {
+	var out []string
+	for _, seg := range strings.Split(pattern, "/") {
+		if isVar(seg) {
+			out = append(out, seg[1:len(seg)-1])
+		}
+	}
+	return out
+}
+
+// Regexp returns an anchored regular expression (POSIX ERE and PCRE
+// alike, for nginx) matching exactly the paths Match accepts for pattern.
+func Regexp(pattern string) string {
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
+		if isVar(seg) {
+			segs[i] = "[^/]+"
+		} else {
+			segs[i] = regexpQuote(seg)
+		}
+	}
+	return "^" + strings.Join(segs, "/") + "$"
+}
+
+// Wildcard returns the URL-map form of pattern: the literal part before
+// its first variable followed by "*" ("/admin/users/{id}/limit" ->
+// "/admin/users/*"). A Google Cloud URL map's path rules allow "*" only
+// at the end, so the load balancer routes that whole subtree to the
+// function, whose own router answers 404 for paths no pattern matches.
+func Wildcard(pattern string) string {
+	i := strings.Index(pattern, "{")
+	if i < 0 {
+		return pattern
+	}
+	return pattern[:i] + "*"
+}
+
+// Example returns pattern with every variable replaced by "1", a path the
+// pattern matches (tests of the routers).
+func Example(pattern string) string {
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
+		if isVar(seg) {
+			segs[i] = "1"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
+func cutSegment(s string) (seg, rest string) {
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		return s[:i], s[i:]
+	}
+	return s, ""
+}
+
+func isVar(seg string) bool { return len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' }
+
+func regexpQuote(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`\.+*?()|[]{}^$`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Target returns the functions-framework target name of function fn

@@ -31,13 +31,25 @@ type Options struct {
 	Project string // Google Cloud project, to link logs to traces
 	// Ready reports the dependencies for /readyz; nil reports none.
 	Ready func(context.Context) []deps.Check
+	// Operators authenticates the rows with routes.AuthOperator; a
+	// function with such rows must set it.
+	Operators Operators
+}
+
+// Operators wraps the handler of an operator route; *operator.Authenticator.
+// write is true for rows that change something (routes.Route.Writes),
+// which need the admin scope.
+type Operators interface {
+	Require(h http.Handler, write bool) http.Handler
 }
 
 // Router returns function fn's handler: every row of routes.Table served
 // by fn, wired from the row (the gate's Authenticated, Metered with the
 // row's path as the label, or IPLimited; nothing for AuthSelf rows, whose
 // handlers call the gate themselves; the "/" alias of Root rows),
-// exact paths, a problem response for unknown paths (404) and methods
+// exact paths and patterns (routes.Match; the variables reach the
+// handler as r.PathValue), operator routes through o.Operators, a
+// problem response for unknown paths (404) and methods
 // (405 with Allow), the internal probes /livez and /readyz, and the
 // request middleware. It fails when a row of fn has no handler or a
 // handler has no row, so a route and its code cannot drift apart.
@@ -57,6 +69,7 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		return nil
 	}
 	var prefixes []string // Prefix rows: every path below path + "/"
+	var patterns []string // rows with variable segments, in table order
 	used := map[string]bool{}
 	for _, row := range routes.Table {
 		if row.Function != fn {
@@ -74,8 +87,16 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 			h = g.Metered(row.Path, h)
 		case row.Auth == routes.AuthKey:
 			h = g.Authenticated(h)
+		case row.Auth == routes.AuthOperator:
+			if o.Operators == nil {
+				return nil, fmt.Errorf("serve: %s needs an operator authenticator (Options.Operators)", row.Key())
+			}
+			h = o.Operators.Require(h, row.Writes())
 		case row.Auth == routes.AuthSelf:
 			// The handler authenticates itself (see routes.AuthSelf).
+		}
+		if routes.IsPattern(row.Path) && paths[row.Path] == nil {
+			patterns = append(patterns, row.Path)
 		}
 		if row.IPLimited {
 			h = g.IPLimited(h)
@@ -113,6 +134,21 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 			return
 		}
 		methods, ok := paths[r.URL.Path]
+		if ok && routes.IsPattern(r.URL.Path) {
+			// A literal "{id}" in the request is not the pattern.
+			methods, ok = nil, false
+		}
+		for _, p := range patterns {
+			if ok {
+				break
+			}
+			if vals, match := routes.Match(p, r.URL.Path); match {
+				methods, ok = paths[p], true
+				for i, name := range routes.Vars(p) {
+					r.SetPathValue(name, vals[i])
+				}
+			}
+		}
 		for _, p := range prefixes {
 			if !ok && strings.HasPrefix(r.URL.Path, p) {
 				methods, ok = paths[p]

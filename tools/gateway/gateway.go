@@ -51,11 +51,15 @@ func New(backends map[string]http.Handler) (http.Handler, error) {
 		path string
 		h    http.Handler
 	}
-	var prefixes []prefix
+	var prefixes, patterns []prefix
 	for _, r := range routes.Table {
 		b, ok := backends[r.Function]
 		if !ok {
 			return nil, fmt.Errorf("gateway: no backend for function %q", r.Function)
+		}
+		if routes.IsPattern(r.Path) {
+			patterns = append(patterns, prefix{r.Path, b})
+			continue
 		}
 		table[r.Path] = b
 		if r.Prefix {
@@ -76,6 +80,11 @@ func New(backends map[string]http.Handler) (http.Handler, error) {
 			id = httpapi.NewRequestID()
 		}
 		b, ok := table[r.URL.Path]
+		for _, p := range patterns {
+			if _, match := routes.Match(p.path, r.URL.Path); !ok && match {
+				b, ok = p.h, true
+			}
+		}
 		for _, p := range prefixes {
 			if !ok && strings.HasPrefix(r.URL.Path, p.path) {
 				b, ok = p.h, true

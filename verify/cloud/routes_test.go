@@ -45,18 +45,19 @@ func TestRoutesTerraformJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := doc.Locals.Routes
-	want := len(routes.Paths(""))
+	distinct := map[string]bool{}
 	for _, p := range routes.Paths("") {
+		distinct[routes.Wildcard(p)] = true // a pattern as "LITERAL/*"
 		if routes.IsPrefix(p) {
-			want++ // and "PATH/*", every path below it
+			distinct[p+"/*"] = true // every path below it
 		}
 	}
-	if len(got) != want {
-		t.Errorf("generated %d paths, the table has %d (distinct paths, and PATH/* of each Prefix route)", len(got), want)
+	if len(got) != len(distinct) {
+		t.Errorf("generated %d paths, the table has %d (distinct paths, patterns as wildcards, and PATH/* of each Prefix route)", len(got), len(distinct))
 	}
 	for _, r := range routes.Table {
-		if got[r.Path] != r.Function {
-			t.Errorf("path %s: generated function %q, table says %q", r.Path, got[r.Path], r.Function)
+		if p := routes.Wildcard(r.Path); got[p] != r.Function {
+			t.Errorf("path %s: generated function %q, table says %q", p, got[p], r.Function)
 		}
 		if r.Prefix && got[r.Path+"/*"] != r.Function {
 			t.Errorf("path %s/*: generated function %q, table says %q", r.Path, got[r.Path+"/*"], r.Function)

@@ -48,9 +48,14 @@ func Routes() []byte {
 	b.WriteString(header)
 	b.WriteString("# Included inside the gateway's server block (nginx.conf). Paths are exact:\n")
 	b.WriteString("# \"location =\" never matches a prefix, so /usage/x is not routed; a Prefix\n")
-	b.WriteString("# route of the table also gets \"location ^~ PATH/\" (every path below it).\n\n")
+	b.WriteString("# route of the table also gets \"location ^~ PATH/\" (every path below it), and a\n")
+	b.WriteString("# path with variable segments (\"{id}\") an anchored regular expression.\n\n")
 	for _, path := range routes.Paths("") {
-		fn, _ := routes.FunctionFor(path)
+		fn, _ := routes.FunctionFor(routes.Example(path))
+		if routes.IsPattern(path) {
+			fmt.Fprintf(&b, "# %s\nlocation ~ %s {\n    proxy_pass http://%s;\n}\n\n", path, routes.Regexp(path), UpstreamName(fn))
+			continue
+		}
 		fmt.Fprintf(&b, "location = %s {\n    proxy_pass http://%s;\n}\n\n", path, UpstreamName(fn))
 		if routes.IsPrefix(path) {
 			fmt.Fprintf(&b, "location ^~ %s/ {\n    proxy_pass http://%s;\n}\n\n", path, UpstreamName(fn))

@@ -19,7 +19,8 @@ type routesDoc struct {
 }
 
 type routesLocals struct {
-	// Routes maps each exact public path to the function serving it.
+	// Routes maps each exact public path to the function serving it; a
+	// path with variables appears as its wildcard ("/admin/keys/*").
 	Routes map[string]string `json:"routes"`
 }
 
@@ -33,10 +34,13 @@ func RoutesTerraformJSON() ([]byte, error) {
 		Locals:  routesLocals{Routes: map[string]string{}},
 	}
 	for _, r := range routes.Table {
-		if fn, ok := doc.Locals.Routes[r.Path]; ok && fn != r.Function {
-			return nil, fmt.Errorf("routing table: path %s is served by both %s and %s", r.Path, fn, r.Function)
+		// A pattern becomes its wildcard (routes.Wildcard): a URL map
+		// allows "*" only at the end of a path rule.
+		path := routes.Wildcard(r.Path)
+		if fn, ok := doc.Locals.Routes[path]; ok && fn != r.Function {
+			return nil, fmt.Errorf("routing table: path %s is served by both %s and %s", path, fn, r.Function)
 		}
-		doc.Locals.Routes[r.Path] = r.Function
+		doc.Locals.Routes[path] = r.Function
 		if r.Prefix {
 			// A URL map path rule ending in "/*" matches every path below.
 			doc.Locals.Routes[r.Path+"/*"] = r.Function
