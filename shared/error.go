@@ -14,8 +14,10 @@ const (
 	EInvalid           Code = "validation-failed"      // 422: well-formed request, invalid fields
 	EMalformed         Code = "malformed-request"      // 400: body is not valid JSON
 	EInvalidRequestID  Code = "invalid-request-id"     // 400: a request id that breaks the rule (8-128 of A-Z a-z 0-9 . _ : -)
+	EInvalidCursor     Code = "invalid-cursor"         // 400: a page cursor this API did not issue
 	EUnauthorized      Code = "unauthorized"           // 401: missing, malformed or unknown key
 	ESuspended         Code = "suspended"              // 403: the key's user is suspended
+	EForbidden         Code = "forbidden"              // 403: a credential whose scope does not allow this (a viewer token writing)
 	ENotFound          Code = "not-found"              // 404
 	EMethod            Code = "method-not-allowed"     // 405
 	EConflict          Code = "conflict"               // 409: duplicate username or email
@@ -30,7 +32,7 @@ const (
 
 // Codes lists every code, in status order, for generators (the nginx
 // problem bodies) and tests.
-var Codes = []Code{EMalformed, EInvalidRequestID, EUnauthorized, ESuspended, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
+var Codes = []Code{EMalformed, EInvalidRequestID, EInvalidCursor, EUnauthorized, ESuspended, EForbidden, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
 	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.

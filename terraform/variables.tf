@@ -491,3 +491,15 @@ variable "uptime_check_regions" {
     error_message = "uptime_check_regions must list at least three of USA, EUROPE, SOUTH_AMERICA, ASIA_PACIFIC, USA_OREGON, USA_IOWA, USA_VIRGINIA."
   }
 }
+
+variable "operator_bootstrap_token" {
+  description = "The first admin operator token (rbo_…), from `go run ./tools/cmd/optoken`; kept in Secret Manager and given to the users function only (operator.tf). null: none."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.operator_bootstrap_token == null || can(regex("^rbo_[0-9A-Za-z]{49}$", var.operator_bootstrap_token))
+    error_message = "operator_bootstrap_token must be an operator token: rbo_ and 49 base62 characters (go run ./tools/cmd/optoken)."
+  }
+}

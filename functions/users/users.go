@@ -1,5 +1,5 @@
-// Package users is the users function: sign-up (POST /users/) and the
-// caller's profile (GET /me).
+// Package users is the users function: sign-up (POST /users/), the
+// caller's profile (GET /me) and the operator API (/admin/…, admin.go).
 package users
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/identity"
+	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
@@ -28,12 +29,34 @@ func init() {
 // per client IP and /me authenticated, as the routing table says.
 func Handler(d *deps.Deps) (http.Handler, error) {
 	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, limit: d.Gate.UserLimit()}
+	a := &admin{store: d.Store, maxBody: d.Config.MaxBodyBytes,
+		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
+	// The limiter publishes versions once it can (issue 12's propagation);
+	// until then a change reaches cached principals within AUTH_CACHE_TTL.
+	if p, ok := any(d.Limiter).(VersionPublisher); ok {
+		a.publisher = p
+	}
+	opts := serve.OptionsFor(d)
+	opts.Operators = operator.New(d.Store, d.Config.OperatorBootstrapToken)
 	signup := http.HandlerFunc(s.createUser)
 	return serve.Router(routes.Users, d.Gate, serve.Handlers{
 		"POST /users/": signup,
 		"POST /users":  signup,
 		"GET /me":      http.HandlerFunc(s.me),
-	}, serve.OptionsFor(d))
+
+		"GET /admin/users":                  http.HandlerFunc(a.listUsers),
+		"GET /admin/users/{id}":             http.HandlerFunc(a.getUser),
+		"POST /admin/users/{id}/suspend":    http.HandlerFunc(a.suspend),
+		"POST /admin/users/{id}/reactivate": http.HandlerFunc(a.reactivate),
+		"PUT /admin/users/{id}/limit":       http.HandlerFunc(a.setLimit),
+		"DELETE /admin/users/{id}/limit":    http.HandlerFunc(a.clearLimit),
+		"POST /admin/users/{id}/keys":       http.HandlerFunc(a.issueKey),
+		"DELETE /admin/keys/{id}":           http.HandlerFunc(a.revokeKey),
+		"GET /admin/tokens":                 http.HandlerFunc(a.listTokens),
+		"POST /admin/tokens":                http.HandlerFunc(a.createToken),
+		"DELETE /admin/tokens/{id}":         http.HandlerFunc(a.revokeToken),
+		"GET /admin/audit":                  http.HandlerFunc(a.listAudit),
+	}, opts)
 }
 
 // userStore is the storage the users function writes; *postgres.Store.

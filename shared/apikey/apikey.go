@@ -11,6 +11,10 @@
 // database lookup (the idea of GitHub's token format); it is not a secret
 // and adds no security. Base62 keeps the key one word for double-click
 // selection. Only Hash(key) is stored, never the key.
+//
+// Other credentials share the format under their own prefix (a Format):
+// operator tokens are "rbo_…" (package operator), so a token and a key
+// can never be mistaken for each other, and each is checked before I/O.
 package apikey
 
 import (
@@ -45,9 +49,31 @@ var ErrMalformed = errors.New("apikey: malformed key")
 // Digest is the SHA-256 of a key, the only form in which keys are stored.
 type Digest [sha256.Size]byte
 
+// Format is a credential format: Prefix, 43 base62 characters of secret
+// and 6 of CRC-32 checksum. The package functions are Format{Prefix}'s.
+type Format struct {
+	Prefix string // e.g. "sk_"; ASCII, not a base62 character at its end
+}
+
+// Len is the length of every credential of f.
+func (f Format) Len() int { return len(f.Prefix) + secretLen + checksumLen }
+
 // Generate returns a new key with 256 bits of randomness from r
 // (crypto/rand.Reader when r is nil).
-func Generate(r io.Reader) (string, error) {
+func Generate(r io.Reader) (string, error) { return Format{Prefix}.Generate(r) }
+
+// Validate reports ErrMalformed unless key is well formed with a correct
+// checksum. It does no I/O and allocates nothing.
+func Validate(key string) error { return Format{Prefix}.Validate(key) }
+
+// Display returns the part of a key that may be shown and stored in
+// clear: the prefix and the first 8 secret characters (about 48 bits,
+// enough to tell keys apart, far too few to guess the rest).
+func Display(key string) string { return Format{Prefix}.Display(key) }
+
+// Generate returns a new credential of f with 256 bits of randomness
+// from r (crypto/rand.Reader when r is nil).
+func (f Format) Generate(r io.Reader) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
@@ -57,16 +83,16 @@ func Generate(r io.Reader) (string, error) {
 	}
 	secret := encode(new(big.Int).SetBytes(b[:]), secretLen)
 	sum := encode(new(big.Int).SetUint64(uint64(crc32.ChecksumIEEE([]byte(secret)))), checksumLen)
-	return Prefix + secret + sum, nil
+	return f.Prefix + secret + sum, nil
 }
 
-// Validate reports ErrMalformed unless key is well formed with a correct
-// checksum. It does no I/O and allocates nothing.
-func Validate(key string) error {
-	if len(key) != Len || key[:len(Prefix)] != Prefix {
+// Validate reports ErrMalformed unless key is a well-formed credential of
+// f with a correct checksum. It does no I/O and allocates nothing.
+func (f Format) Validate(key string) error {
+	if len(key) != f.Len() || key[:len(f.Prefix)] != f.Prefix {
 		return ErrMalformed
 	}
-	body := key[len(Prefix):]
+	body := key[len(f.Prefix):]
 	for i := 0; i < len(body); i++ {
 		if digit(body[i]) < 0 {
 			return ErrMalformed
@@ -86,11 +112,10 @@ func Validate(key string) error {
 // Hash returns the digest stored for key.
 func Hash(key string) Digest { return sha256.Sum256([]byte(key)) }
 
-// Display returns the part of a key that may be shown and stored in
-// clear: the prefix and the first 8 secret characters (about 48 bits,
-// enough to tell keys apart, far too few to guess the rest).
-func Display(key string) string {
-	n := len(Prefix) + displayLen
+// Display returns the prefix and the first 8 secret characters of a
+// credential of f, the part that may be shown and stored in clear.
+func (f Format) Display(key string) string {
+	n := len(f.Prefix) + displayLen
 	if len(key) < n {
 		return key
 	}

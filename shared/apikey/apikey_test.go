@@ -140,3 +140,35 @@ func BenchmarkValidateHash(b *testing.B) {
 		_ = Hash(k)
 	}
 }
+
+func TestFormatPrefix(t *testing.T) {
+	t.Parallel()
+	op := Format{Prefix: "rbo_"}
+	tok, err := op.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok) != op.Len() || tok[:4] != "rbo_" || op.Validate(tok) != nil {
+		t.Fatalf("token %q does not validate", tok)
+	}
+	if Validate(tok) == nil {
+		t.Fatal("an operator token passes as an API key")
+	}
+	key, _ := Generate(nil)
+	if op.Validate(key) == nil {
+		t.Fatal("an API key passes as an operator token")
+	}
+	// The checksum covers the secret: one changed character is refused.
+	b := []byte(tok)
+	if b[10] == 'a' {
+		b[10] = 'b'
+	} else {
+		b[10] = 'a'
+	}
+	if op.Validate(string(b)) == nil {
+		t.Fatal("a mistyped token validates")
+	}
+	if d := op.Display(tok); d != tok[:12] {
+		t.Fatalf("Display %q", d)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/ratebill/platform/shared/apikey"
 )
 
 // Config is the whole configuration of one function instance.
@@ -139,6 +141,12 @@ type Config struct {
 	LogLevel slog.Level
 	// Project is the Google Cloud project, used to link logs to traces.
 	Project string
+
+	// OperatorBootstrapToken (OPERATOR_BOOTSTRAP_TOKEN; on Google Cloud
+	// from Secret Manager) becomes an admin operator token named
+	// "bootstrap" on the first operator request, if no token has its
+	// hash yet. Empty: none. Never logged.
+	OperatorBootstrapToken string
 }
 
 // Defaults returns the configuration used when no variable is set.
@@ -188,7 +196,7 @@ var Variables = []string{
 	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "AUTH_NEGATIVE_CACHE_TTL", "AUTH_FAIL_LIMIT", "AUTH_FAIL_WINDOW",
 	"CLIENT_IP_HEADER", "HTTP_READ_HEADER_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_WRITE_TIMEOUT", "HTTP_IDLE_TIMEOUT",
 	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT", "KEYS_PER_USER_MAX", "KEYS_LAST_USED_FLUSH",
-	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT",
+	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT", "OPERATOR_BOOTSTRAP_TOKEN",
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -264,6 +272,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Project = p.str("GOOGLE_CLOUD_PROJECT")
+	if c.OperatorBootstrapToken = p.str("OPERATOR_BOOTSTRAP_TOKEN"); c.OperatorBootstrapToken != "" {
+		if (apikey.Format{Prefix: "rbo_"}).Validate(c.OperatorBootstrapToken) != nil {
+			// The value is a secret: never repeated in the message.
+			p.errs = append(p.errs, errors.New("OPERATOR_BOOTSTRAP_TOKEN: not a well-formed operator token (rbo_ + 49 base62 characters with a valid checksum); generate one with `go run ./tools/cmd/optoken`"))
+			c.OperatorBootstrapToken = ""
+		}
+	}
 
 	if c.DatabaseURL != "" {
 		if err := checkDatabaseURL(c.DatabaseURL); err != nil {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratebill/platform/shared/apikey"
 )
 
 func env(m map[string]string) func(string) string {
@@ -113,5 +115,23 @@ func TestVariablesListed(t *testing.T) {
 		if _, err := Load(env(map[string]string{v: "garbage!"})); err == nil {
 			t.Errorf("%s=garbage! accepted: is it read at all?", v)
 		}
+	}
+}
+
+func TestOperatorBootstrapToken(t *testing.T) {
+	t.Parallel()
+	good, _ := apikey.Format{Prefix: "rbo_"}.Generate(nil)
+	c, err := Load(env(map[string]string{"OPERATOR_BOOTSTRAP_TOKEN": good}))
+	if err != nil || c.OperatorBootstrapToken != good {
+		t.Fatalf("well-formed token: %v", err)
+	}
+	// A mistyped token is refused, and the message never repeats it.
+	bad := good[:20] + "0" + good[21:]
+	if bad == good {
+		bad = good[:20] + "1" + good[21:]
+	}
+	_, err = Load(env(map[string]string{"OPERATOR_BOOTSTRAP_TOKEN": bad}))
+	if err == nil || !strings.Contains(err.Error(), "OPERATOR_BOOTSTRAP_TOKEN") || strings.Contains(err.Error(), bad[4:]) {
+		t.Fatalf("mistyped token: %v", err)
 	}
 }

@@ -33,8 +33,10 @@ var statuses = map[shared.Code]int{
 	shared.EInvalidRequestID:  http.StatusBadRequest,
 	shared.ERequestIDReused:   http.StatusConflict,
 	shared.ERequestIDConflict: http.StatusConflict,
+	shared.EInvalidCursor:     http.StatusBadRequest,
 	shared.EUnauthorized:      http.StatusUnauthorized,
 	shared.ESuspended:         http.StatusForbidden,
+	shared.EForbidden:         http.StatusForbidden,
 	shared.ENotFound:          http.StatusNotFound,
 	shared.EMethod:            http.StatusMethodNotAllowed,
 	shared.EConflict:          http.StatusConflict,
@@ -103,7 +105,10 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Retry-After", "1")
 		}
 	case shared.EUnauthorized:
-		w.Header().Set("WWW-Authenticate", `ApiKey header="X-API-Key"`)
+		// Operator routes set their own challenge (Bearer) first.
+		if w.Header().Get("WWW-Authenticate") == "" {
+			w.Header().Set("WWW-Authenticate", `ApiKey header="X-API-Key"`)
+		}
 	}
 	WriteProblem(w, p)
 }

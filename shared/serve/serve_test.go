@@ -3,6 +3,7 @@ package serve
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -182,5 +183,59 @@ func TestServeDrainsOnShutdown(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
 		t.Fatal("the listener still accepts after shutdown")
+	}
+}
+
+// fakeOperators records how each operator route was wrapped.
+type fakeOperators struct{}
+
+func (f fakeOperators) Require(h http.Handler, write bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Write", fmt.Sprint(write))
+		h.ServeHTTP(w, r)
+	})
+}
+
+// TestRouterPatterns: a path with variables reaches its handler with the
+// value as r.PathValue, operator rows go through Options.Operators with
+// write set for every method but GET, and near misses are 404 or 405.
+func TestRouterPatterns(t *testing.T) {
+	t.Parallel()
+	handlers := Handlers{}
+	for _, r := range routes.Table {
+		if r.Function == routes.Users {
+			handlers[r.Key()] = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				w.Header().Set("X-Id", req.PathValue("id"))
+				w.WriteHeader(http.StatusOK)
+			})
+		}
+	}
+	if _, err := Router(routes.Users, nil, handlers, Options{Logger: quiet}); err == nil {
+		t.Fatal("operator routes wired without Options.Operators")
+	}
+	h, err := Router(routes.Users, nil, handlers, Options{Logger: quiet, Operators: fakeOperators{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		id, write    string
+	}{
+		{"POST", "/admin/users/42/suspend", 200, "42", "true"},
+		{"GET", "/admin/users/7", 200, "7", "false"},
+		{"GET", "/admin/users", 200, "", "false"},
+		{"DELETE", "/admin/keys/abc", 200, "abc", "true"},
+		{"PUT", "/admin/users/1/limit", 200, "1", "true"},
+		{"GET", "/admin/users/42/suspend", 405, "", ""},
+		{"POST", "/admin/users/42/other", 404, "", ""},
+		{"GET", "/admin/users/42/", 404, "", ""},
+		{"GET", "/admin/users//suspend", 404, "", ""},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
+		if w.Code != tt.status || w.Header().Get("X-Id") != tt.id || w.Header().Get("X-Write") != tt.write {
+			t.Errorf("%s %s: %d id=%q write=%q; want %d %q %q", tt.method, tt.path, w.Code, w.Header().Get("X-Id"), w.Header().Get("X-Write"), tt.status, tt.id, tt.write)
+		}
 	}
 }

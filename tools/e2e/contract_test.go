@@ -128,11 +128,18 @@ var validationOptions = &openapi3filter.Options{
 	MultiError:            true,
 	AuthenticationFunc: func(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 		s := in.SecurityScheme
-		if s == nil || s.Type != "apiKey" || s.In != "header" {
+		h := in.RequestValidationInput.Request.Header
+		switch {
+		case s != nil && s.Type == "apiKey" && s.In == "header":
+			if h.Get(s.Name) == "" {
+				return fmt.Errorf("no %s header", s.Name)
+			}
+		case s != nil && s.Type == "http" && s.Scheme == "bearer":
+			if !strings.HasPrefix(h.Get("Authorization"), "Bearer ") {
+				return errors.New("no Authorization: Bearer header")
+			}
+		default:
 			return fmt.Errorf("unsupported security scheme %q", in.SecuritySchemeName)
-		}
-		if in.RequestValidationInput.Request.Header.Get(s.Name) == "" {
-			return fmt.Errorf("no %s header", s.Name)
 		}
 		return nil
 	},
@@ -273,8 +280,9 @@ func (ct *contractTransport) RoundTrip(req *http.Request) (*http.Response, error
 }
 
 // checkContractDrift compares the document with routes.Table: the same
-// (method, path) pairs, and X-API-Key security exactly on the routes
-// that authenticate.
+// (method, path) pairs, X-API-Key security exactly on the routes that
+// authenticate by key, and the operator bearer token exactly on the
+// operator routes.
 func checkContractDrift() error {
 	c, err := getContract()
 	if err != nil {
@@ -308,12 +316,25 @@ func checkContractDrift() error {
 			continue
 		}
 		delete(documented, r.Method+" "+r.Path)
-		keyed := op.Security != nil && len(*op.Security) > 0
-		if op.Security == nil {
-			keyed = len(c.doc.Security) > 0
+		security := c.doc.Security
+		if op.Security != nil {
+			security = *op.Security
 		}
-		if keyed != (r.Auth == routes.AuthKey) {
-			errs = append(errs, fmt.Errorf("%s %s: routes.Table says auth %q, the document's security says key required = %v", r.Method, r.Path, r.Auth, keyed))
+		var schemes []string
+		for _, req := range security {
+			for name := range req {
+				schemes = append(schemes, name)
+			}
+		}
+		want := []string(nil)
+		switch r.Auth {
+		case routes.AuthKey:
+			want = []string{"ApiKeyAuth"}
+		case routes.AuthOperator:
+			want = []string{"OperatorToken"}
+		}
+		if !slices.Equal(schemes, want) {
+			errs = append(errs, fmt.Errorf("%s %s: routes.Table says auth %q, the document's security schemes are %v (want %v)", r.Method, r.Path, r.Auth, schemes, want))
 		}
 		if _, limited := op.Responses.Map()["429"]; r.Metered && !limited {
 			errs = append(errs, fmt.Errorf("%s %s is metered but documents no 429", r.Method, r.Path))
@@ -665,6 +686,8 @@ func TestContractPostgresDown(t *testing.T) {
 	t.Parallel()
 	e := setup(t, options{replicas: 1, databaseURL: "postgres://ratebill@127.0.0.1:1/none?sslmode=disable&connect_timeout=2"})
 	key := unknownKey() // well formed: only Postgres can say it is unknown
+	token, _ := operatorToken.Generate(nil)
+	op := map[string]string{"Authorization": "Bearer " + token}
 	for _, r := range []req{
 		{method: "POST", path: "/users/", body: map[string]string{"username": "nobody", "email": "nobody@example.com"}},
 		{method: "POST", path: "/users", body: map[string]string{"username": "nobody", "email": "nobody@example.com"}},
@@ -674,6 +697,18 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
 		{method: "POST", path: "/verify/release", body: map[string]string{"release_token": "rt_" + strings.Repeat("B", 43)}},
 		{method: "GET", path: "/auth", header: map[string]string{"X-API-Key": key}},
+		{method: "GET", path: "/admin/users", header: op},
+		{method: "GET", path: "/admin/users/1", header: op},
+		{method: "POST", path: "/admin/users/1/suspend", header: op, body: map[string]string{"reason": "x"}},
+		{method: "POST", path: "/admin/users/1/reactivate", header: op},
+		{method: "PUT", path: "/admin/users/1/limit", header: op, body: map[string]int{"limit": 1, "window": 1}},
+		{method: "DELETE", path: "/admin/users/1/limit", header: op},
+		{method: "POST", path: "/admin/users/1/keys", header: op, body: map[string]string{"name": "x"}},
+		{method: "DELETE", path: "/admin/keys/1", header: op},
+		{method: "GET", path: "/admin/tokens", header: op},
+		{method: "POST", path: "/admin/tokens", header: op, body: map[string]string{"name": "x", "scope": "admin"}},
+		{method: "DELETE", path: "/admin/tokens/1", header: op},
+		{method: "GET", path: "/admin/audit", header: op},
 	} {
 		resp := e.do(r)
 		p := expectProblem(t, resp, 503, "service-unavailable")

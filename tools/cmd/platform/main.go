@@ -9,6 +9,11 @@
 // run in this process (no extra hop); -separate runs each function as its
 // own process, as on Cloud Run, behind a reverse-proxying gateway.
 // Ctrl-C or SIGTERM stops everything it started.
+//
+// The first run creates a local admin operator token and keeps it in
+// .data/operator-token (mode 0600); every run makes sure the database
+// holds it (as OPERATOR_BOOTSTRAP_TOKEN, unless that is set) and prints
+// it with the API's URL.
 package main
 
 import (
@@ -25,14 +30,17 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/joho/godotenv"
 
+	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 	"github.com/ratebill/platform/tools/devserver"
@@ -123,6 +131,16 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 		log.Printf("using REDIS_URL from the environment")
 	}
 
+	tokenFile := filepath.Join(abs, "operator-token")
+	if os.Getenv("OPERATOR_BOOTSTRAP_TOKEN") == "" {
+		tok, err := localOperatorToken(tokenFile)
+		if err != nil {
+			return err
+		}
+		os.Setenv("OPERATOR_BOOTSTRAP_TOKEN", tok)
+	} else {
+		tokenFile = "OPERATOR_BOOTSTRAP_TOKEN"
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
@@ -139,6 +157,14 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to Postgres: %w", err)
+	}
+	// The functions would insert it on the first operator request; doing
+	// it now means the printed token works at once.
+	sctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	_, err = d.Store.EnsureBootstrapToken(sctx, apikey.Hash(cfg.OperatorBootstrapToken), operator.Token.Display(cfg.OperatorBootstrapToken))
+	cancel()
+	if err != nil {
+		return fmt.Errorf("storing the local operator token: %w", err)
 	}
 
 	backends := map[string]http.Handler{}
@@ -174,10 +200,49 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n  (Ctrl-C stops everything)\n\n", base, base, base)
+	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n", base, base, base)
+	fmt.Printf("  operator (admin) token, from %s:\n    export RATEBILL_URL=%s RATEBILL_TOKEN=%s\n    curl -H \"Authorization: Bearer $RATEBILL_TOKEN\" $RATEBILL_URL/admin/users\n", tokenFile, base, cfg.OperatorBootstrapToken)
+	fmt.Printf("  (Ctrl-C stops everything)\n\n")
 	// The same server and drain as a deployed function: timeouts, header
 	// limit, Shutdown on SIGTERM, then pending usage flushed.
 	return serve.Serve(ctx, ln, serve.NewServer(gw, serve.TimeoutsOf(cfg)), d)
+}
+
+// localOperatorToken returns the operator token kept in path, creating
+// it (mode 0600, its folder 0700 if new) on the first run.
+func localOperatorToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		tok := strings.TrimSpace(string(b))
+		if operator.Token.Validate(tok) != nil {
+			return "", fmt.Errorf("%s does not hold a well-formed operator token; delete it to get a new one", path)
+		}
+		return tok, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	tok, err := operator.Token.Generate(nil)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	// O_EXCL: two runs starting at once cannot overwrite each other's.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("creating %s: %w", path, err)
+	}
+	if _, err := f.WriteString(tok + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	log.Printf("created a local admin operator token in %s", path)
+	return tok, nil
 }
 
 func logFile(dir, name string) io.Writer {
