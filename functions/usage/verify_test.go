@@ -118,7 +118,7 @@ func (e verifyEnv) recorded(t *testing.T) (requests, units, quota int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.d.Limiter.AllowN(ctx, "user:"+strconv.FormatInt(e.user, 10), e.d.Gate.UserLimit(), 0)
+	res, err := e.d.Limiter.AllowUser(ctx, e.user, e.d.Gate.UserLimit(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

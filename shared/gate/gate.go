@@ -48,10 +48,12 @@ type authenticator interface {
 	Cached(key string) (shared.Principal, bool)
 }
 
-// limiter decides and refunds quotas; *ratelimit.Limiter.
+// limiter decides and refunds quotas; *ratelimit.Limiter. A user's
+// quota (AllowUser) also reports the user's published version.
 type limiter interface {
 	AllowN(ctx context.Context, key string, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
-	Refund(ctx context.Context, key string, windowStart time.Time, n int64) error
+	AllowUser(ctx context.Context, user int64, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
+	RefundUser(ctx context.Context, user int64, windowStart time.Time, n int64) error
 }
 
 // recorder records usage events durably; *meter.Recorder.
@@ -197,12 +199,11 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
-	key := "user:" + strconv.FormatInt(p.UserID, 10)
-	res, enforced, err := g.take(ctx, key, g.opts.UserLimit, cost)
-	if err != nil {
+	res, err := g.limiter.AllowUser(ctx, p.UserID, g.opts.UserLimit, cost)
+	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
 		return m, err
 	}
-	m.Limited, m.Limit = enforced, res
+	m.Limited, m.Limit = err == nil, res
 	if !m.Admitted() {
 		return m, nil
 	}
@@ -214,7 +215,7 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	if err != nil || m.Usage.Duplicate {
 		// Not newly billed: give the quota back.
 		if m.Limited {
-			g.refund(ctx, key, m.Limit, cost)
+			g.refund(ctx, p.UserID, m.Limit, cost)
 			m.Limit.Used -= cost
 			m.Limit.Remaining += cost
 		}
@@ -265,7 +266,7 @@ func (g *Gate) Release(ctx context.Context, token string) (shared.Release, error
 	// refund is ignored when that window is over.
 	if w := int64(g.opts.UserLimit.Window / time.Second); w > 0 {
 		start := time.Unix(r.RecordedAt.Unix()/w*w, 0)
-		g.refund(ctx, "user:"+strconv.FormatInt(r.UserID, 10), ratelimit.Result{WindowStart: start}, r.Units)
+		g.refund(ctx, r.UserID, ratelimit.Result{WindowStart: start}, r.Units)
 	}
 	return r, nil
 }
@@ -290,24 +291,20 @@ func validReleaseToken(t string) bool {
 	return err == nil
 }
 
-// take takes n units from key's quota. When Redis cannot decide it
-// returns the error, or, failing open, enforced false and no error.
-func (g *Gate) take(ctx context.Context, key string, limit ratelimit.Limit, n int64) (res ratelimit.Result, enforced bool, err error) {
-	res, err = g.limiter.AllowN(ctx, key, limit, n)
-	if err == nil {
-		return res, true, nil
-	}
+// failOpen judges err, the failure of a decision on key's quota: it
+// reports whether the request is served unlimited anyway
+// (RATE_LIMIT_FAIL_OPEN, logged); otherwise the error stands.
+func (g *Gate) failOpen(ctx context.Context, key string, err error) bool {
 	if g.opts.FailOpen {
 		httpapi.Logger(ctx).WarnContext(ctx, "limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "key", key, "error", err.Error())
-		return res, false, nil
 	}
-	return res, false, err
+	return g.opts.FailOpen
 }
 
-func (g *Gate) refund(ctx context.Context, key string, res ratelimit.Result, n int64) {
+func (g *Gate) refund(ctx context.Context, user int64, res ratelimit.Result, n int64) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := g.limiter.Refund(rctx, key, res.WindowStart, n); err != nil {
+	if err := g.limiter.RefundUser(rctx, user, res.WindowStart, n); err != nil {
 		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
 	}
 }
@@ -409,7 +406,12 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 // It fails the same way as the user limit.
 func (g *Gate) IPLimited(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, enforced, err := g.take(r.Context(), "ip:"+httpapi.ClientIP(r, g.opts.ClientAddr), g.opts.SignupLimit, 1)
+		key := "ip:" + httpapi.ClientIP(r, g.opts.ClientAddr)
+		res, err := g.limiter.AllowN(r.Context(), key, g.opts.SignupLimit, 1)
+		enforced := err == nil
+		if err != nil && g.failOpen(r.Context(), key, err) {
+			err = nil
+		}
 		if enforced {
 			SetRateLimitHeaders(w.Header(), "signup", res)
 		}

@@ -164,7 +164,7 @@ func TestRetriedRequestIDIsServedNotBilled(t *testing.T) {
 	if again.body["duplicate"] != true || again.body["total"] != float64(1) || again.header.Get("X-Ratelimit-Remaining") != "9" {
 		t.Fatalf("retry: %v %v", again.body, again.header)
 	}
-	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(context.Background(), b.userID, ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
 	if err != nil || res.Used != 1 {
 		t.Fatalf("quota used %d (%v), want 1", res.Used, err)
 	}
@@ -226,7 +226,7 @@ func TestPostgresDownGivesTheQuotaBack(t *testing.T) {
 	if a.header.Get("X-Ratelimit-Remaining") != "10" {
 		t.Fatalf("remaining %q after a failed write, want the quota back (10)", a.header.Get("X-Ratelimit-Remaining"))
 	}
-	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(context.Background(), b.userID, ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
 	if err != nil || res.Used != 0 {
 		t.Fatalf("quota used %d (%v), want 0", res.Used, err)
 	}
@@ -357,7 +357,7 @@ func TestAdmitCost(t *testing.T) {
 			t.Fatalf("%s: admitted %v replay %v cost %d used %d totals %d/%d", tt.name, m.Admitted(), m.Usage.Duplicate, m.Cost, m.Limit.Used, m.Usage.Total, m.Usage.TotalUnits)
 		}
 	}
-	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(ctx, b.userID, ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
 	if err != nil || res.Used != 10 {
 		t.Fatalf("quota used %d (%v), want 10", res.Used, err)
 	}
@@ -381,7 +381,7 @@ func TestPostgresDownGivesTheWholeCostBack(t *testing.T) {
 	if shared.ErrorCode(err) != shared.EUnavailable || m.Cost != 0 || m.Limit.Remaining != 10 {
 		t.Fatalf("%+v %v", m, err)
 	}
-	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(ctx, b.userID, ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
 	if err != nil || res.Used != 0 {
 		t.Fatalf("quota used %d (%v), want 0", res.Used, err)
 	}
@@ -427,7 +427,7 @@ func TestReplaysAreBounded(t *testing.T) {
 	if err != nil || total != 1 {
 		t.Fatalf("billed %d (%v), want 1", total, err)
 	}
-	res, err := b.limiter.AllowN(context.Background(), fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 100_000, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(context.Background(), b.userID, ratelimit.Limit{Requests: 100_000, Window: time.Hour}, 0)
 	if err != nil || res.Used != 1 {
 		t.Fatalf("quota used %d (%v), want 1", res.Used, err)
 	}
@@ -452,7 +452,7 @@ func TestReleaseGivesTheQuotaBack(t *testing.T) {
 	if err != nil || r.Units != 4 || r.RequestID != "release-me-1" {
 		t.Fatalf("release: %+v %v", r, err)
 	}
-	res, err := b.limiter.AllowN(ctx, fmt.Sprint("user:", b.userID), ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
+	res, err := b.limiter.AllowUser(ctx, b.userID, ratelimit.Limit{Requests: 10, Window: time.Hour}, 0)
 	if err != nil || res.Used != 0 {
 		t.Fatalf("quota used %d (%v) after the release, want 0", res.Used, err)
 	}

@@ -44,7 +44,8 @@ const (
 
 // decision is one queued Allow or AllowN call.
 type decision struct {
-	key   string
+	key   string // the prefixed counter
+	hash  string // the user's hash; "" for a quota that is not a user's
 	limit Limit
 	n     int64 // cost in units, at least 1
 	res   Result
@@ -56,8 +57,8 @@ type decision struct {
 // once queued it will be taken, and a caller that left early could not
 // give back quota that was taken for it. The wait is bounded by
 // batchTimeout.
-func (l *Limiter) allowBatched(key string, limit Limit, n int64) (Result, error) {
-	d := &decision{key: keyPrefix + key, limit: limit, n: n, done: make(chan struct{})}
+func (l *Limiter) allowBatched(counter, hash string, limit Limit, n int64) (Result, error) {
+	d := &decision{key: counter, hash: hash, limit: limit, n: n, done: make(chan struct{})}
 	l.batch.Add(d) // never closed
 	<-d.done
 	return d.res, d.err
@@ -71,7 +72,7 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	defer cancel()
 	if len(batch) == 1 {
 		d := batch[0]
-		d.res, d.err = l.run(ctx, d.key, d.limit, d.n)
+		d.res, d.err = l.run(ctx, d.key, d.hash, d.limit, d.n)
 		close(d.done)
 		return
 	}
@@ -82,14 +83,14 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	pipe := p.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, d := range batch {
-		cmds[i] = windowScript.EvalSha(ctx, pipe, []string{d.key}, d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
+		cmds[i] = windowScript.EvalSha(ctx, pipe, d.keys(), d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
 	}
 	pipe.Exec(ctx) // errors are per command
 	for i, d := range batch {
 		v, err := cmds[i].Slice()
 		switch {
 		case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
-			d.res, d.err = l.run(ctx, d.key, d.limit, d.n)
+			d.res, d.err = l.run(ctx, d.key, d.hash, d.limit, d.n)
 		case err != nil:
 			d.err = unavailable("deciding rate limit", err)
 		default:
@@ -99,9 +100,22 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	}
 }
 
-// run is one unbatched decision on a prefixed key.
-func (l *Limiter) run(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
-	v, err := windowScript.Run(ctx, l.rdb, []string{key}, limit.Requests, int64(limit.Window/time.Second), n).Slice()
+// keys are window.lua's KEYS for d.
+func (d *decision) keys() []string {
+	if d.hash == "" {
+		return []string{d.key}
+	}
+	return []string{d.key, d.hash}
+}
+
+// run is one unbatched decision on a prefixed counter (and the user's
+// hash, "" for a quota that is not a user's).
+func (l *Limiter) run(ctx context.Context, counter, hash string, limit Limit, n int64) (Result, error) {
+	keys := []string{counter}
+	if hash != "" {
+		keys = append(keys, hash)
+	}
+	v, err := windowScript.Run(ctx, l.rdb, keys, limit.Requests, int64(limit.Window/time.Second), n).Slice()
 	if err != nil {
 		return Result{}, unavailable("deciding rate limit", err)
 	}
@@ -110,21 +124,27 @@ func (l *Limiter) run(ctx context.Context, key string, limit Limit, n int64) (Re
 
 // decideInScript takes the batch's decisions in one call of batch.lua.
 func (l *Limiter) decideInScript(ctx context.Context, batch []*decision) {
-	keys := make([]string, len(batch))
-	args := make([]any, 0, 3*len(batch))
-	for i, d := range batch {
-		keys[i] = d.key
-		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
+	keys := make([]string, 0, 2*len(batch))
+	args := make([]any, 0, 4*len(batch))
+	for _, d := range batch {
+		user, hash := 0, d.hash
+		if hash != "" {
+			user = 1
+		} else {
+			hash = d.key // a placeholder, never read
+		}
+		keys = append(keys, d.key, hash)
+		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second), d.n, user)
 	}
 	v, err := batchScript.Run(ctx, l.rdb, keys, args...).Slice()
-	if err == nil && len(v) != 2+3*len(batch) {
+	if err == nil && len(v) != 2+4*len(batch) {
 		err = fmt.Errorf("unexpected reply of %d values for %d decisions", len(v), len(batch))
 	}
 	for i, d := range batch {
 		if err != nil {
 			d.err = unavailable("deciding rate limit", err)
 		} else {
-			d.res, d.err = parse([]any{v[2+3*i], v[3+3*i], v[4+3*i], v[0], v[1]}, d.limit)
+			d.res, d.err = parse([]any{v[2+4*i], v[3+4*i], v[4+4*i], v[0], v[1], v[5+4*i]}, d.limit)
 		}
 		close(d.done)
 	}

@@ -4,23 +4,31 @@
 -- to different slots) to decide a batch of concurrent requests in one
 -- round trip and one script call instead of one each.
 --
--- KEYS[i]        the counter hash of decision i (a key may repeat: the
+-- KEYS[2i-1]     the counter hash of decision i (a key may repeat: the
 --                decisions are taken in order, each seeing the previous)
--- ARGV[3i-2]     limit of decision i, in units
--- ARGV[3i-1]     window length in seconds of decision i
--- ARGV[3i]       cost of decision i in units (at least 1)
+-- KEYS[2i]       the user's hash {v = version} of decision i, read only
+--                when ARGV[4i] is 1
+-- ARGV[4i-3]     limit of decision i, in units
+-- ARGV[4i-2]     window length in seconds of decision i
+-- ARGV[4i-1]     cost of decision i in units (at least 1)
+-- ARGV[4i]       1 when decision i is a user's quota (report its version)
 --
 -- Returns {now seconds, now microseconds, allowed_1, used_1, start_1,
--- allowed_2, ...}. A decision is admitted only when its whole cost fits
--- (used + cost <= limit); a denied decision changes nothing, so a later
--- cheaper decision on the same key may still fit.
+-- version_1, allowed_2, ...}. A decision is admitted only when its whole
+-- cost fits (used + cost <= limit); a denied decision changes nothing, so
+-- a later cheaper decision on the same key may still fit.
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local out = {t[1], t[2]}
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[3 * i - 2])
-  local window = tonumber(ARGV[3 * i - 1])
-  local cost = tonumber(ARGV[3 * i])
+for i = 1, #KEYS / 2 do
+  local key = KEYS[2 * i - 1]
+  local limit = tonumber(ARGV[4 * i - 3])
+  local window = tonumber(ARGV[4 * i - 2])
+  local cost = tonumber(ARGV[4 * i - 1])
+  local version = 0
+  if ARGV[4 * i] == '1' then
+    version = tonumber(redis.call('HGET', KEYS[2 * i], 'v')) or 0
+  end
   local start = now - (now % window)
   local cur = redis.call('HMGET', key, 's', 'n')
   local same = tonumber(cur[1]) == start
@@ -42,5 +50,6 @@ for i, key in ipairs(KEYS) do
   out[#out + 1] = allowed
   out[#out + 1] = used
   out[#out + 1] = start
+  out[#out + 1] = version
 end
 return out

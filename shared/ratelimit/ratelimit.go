@@ -12,6 +12,14 @@
 // when its whole cost fits; with mixed costs the units admitted in a
 // window never exceed the limit, and a request is refused only when its
 // cost does not fit.
+//
+// A user's own quota (AllowUser) also carries the user's version: a
+// number that grows with every change a cached principal must see
+// (revocation, suspension, a new limit). PublishVersion raises it after
+// the change commits, and every decision on the user's quota reads it in
+// the same script call, so an instance learns of the change on the
+// round trip it makes anyway, without background work. A user's counter
+// and version are tagged {user:ID} so that they share a cluster slot.
 package ratelimit
 
 import (
@@ -34,13 +42,28 @@ var windowLua string
 //go:embed refund.lua
 var refundLua string
 
+//go:embed publish.lua
+var publishLua string
+
 var (
-	windowScript = redis.NewScript(windowLua)
-	refundScript = redis.NewScript(refundLua)
+	windowScript  = redis.NewScript(windowLua)
+	refundScript  = redis.NewScript(refundLua)
+	publishScript = redis.NewScript(publishLua)
 )
 
 // keyPrefix versions the counters' layout.
 const keyPrefix = "rl:v1:"
+
+// A user's keys: the counter of the user's quota and the user's hash
+// (version), both tagged with {user:ID} so that they share a hash slot
+// and one script may touch both on a cluster or a ring.
+func userCounter(user int64) string {
+	return keyPrefix + "{user:" + strconv.FormatInt(user, 10) + "}"
+}
+
+func userHash(user int64) string {
+	return "rl:u:{user:" + strconv.FormatInt(user, 10) + "}"
+}
 
 // Limit is a quota: Requests units per Window.
 type Limit struct {
@@ -71,6 +94,11 @@ type Result struct {
 	// RetryAfter is zero when Allowed; otherwise the time until the
 	// request's cost can fit again (the reset).
 	RetryAfter time.Duration
+	// Version is the user's version as published in Redis
+	// (PublishVersion), read in the same script as the decision; 0 when
+	// none was published (or Redis lost it) and for quotas that are not a
+	// user's (AllowN).
+	Version int64
 }
 
 // ResetAt is the end of the current window.
@@ -132,10 +160,38 @@ func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) 
 	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	if l.batch == nil || n == 0 {
-		return l.run(ctx, keyPrefix+key, limit, n)
+	return l.allow(ctx, keyPrefix+key, "", limit, n)
+}
+
+// AllowUser is AllowN on user's own quota (the gate's per-user limit),
+// in the same single script call; the Result also carries the user's
+// Version. A user's quota lives under its own keys: AllowN(ctx,
+// "user:1", ...) is a different counter.
+func (l *Limiter) AllowUser(ctx context.Context, user int64, limit Limit, n int64) (Result, error) {
+	if !limit.valid() || n < 0 {
+		return Result{}, ErrInvalidLimit
 	}
-	return l.allowBatched(key, limit, n)
+	return l.allow(ctx, userCounter(user), userHash(user), limit, n)
+}
+
+// allow decides on a prefixed counter; hash is the user's hash, "" for
+// a quota that is not a user's.
+func (l *Limiter) allow(ctx context.Context, counter, hash string, limit Limit, n int64) (Result, error) {
+	if l.batch == nil || n == 0 {
+		return l.run(ctx, counter, hash, limit, n)
+	}
+	return l.allowBatched(counter, hash, limit, n)
+}
+
+// PublishVersion raises user's version in Redis to v (it never lowers
+// it), so that the next decision on any instance reports it in
+// Result.Version. Callers publish after the change that bumped
+// users.version has committed.
+func (l *Limiter) PublishVersion(ctx context.Context, user int64, v int64) error {
+	if err := publishScript.Run(ctx, l.rdb, []string{userHash(user)}, v).Err(); err != nil {
+		return unavailable("publishing user version", err)
+	}
+	return nil
 }
 
 func (l Limit) valid() bool {
@@ -147,18 +203,28 @@ func (l Limit) valid() bool {
 // was admitted but could not be served, so it is neither billed nor
 // counted against the quota.
 func (l *Limiter) Refund(ctx context.Context, key string, windowStart time.Time, n int64) error {
-	err := refundScript.Run(ctx, l.rdb, []string{keyPrefix + key}, windowStart.Unix(), n).Err()
+	return l.refund(ctx, keyPrefix+key, windowStart, n)
+}
+
+// RefundUser is Refund on user's own quota (AllowUser).
+func (l *Limiter) RefundUser(ctx context.Context, user int64, windowStart time.Time, n int64) error {
+	return l.refund(ctx, userCounter(user), windowStart, n)
+}
+
+func (l *Limiter) refund(ctx context.Context, counter string, windowStart time.Time, n int64) error {
+	err := refundScript.Run(ctx, l.rdb, []string{counter}, windowStart.Unix(), n).Err()
 	if err != nil {
 		return unavailable("refunding rate limit", err)
 	}
 	return nil
 }
 
+// parse reads {allowed, used, start, now s, now µs, version}.
 func parse(v []any, limit Limit) (Result, error) {
-	if len(v) != 5 {
+	if len(v) != 6 {
 		return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 	}
-	var n [5]int64
+	var n [6]int64
 	for i, x := range v {
 		switch x := x.(type) {
 		case int64:
@@ -172,7 +238,7 @@ func parse(v []any, limit Limit) (Result, error) {
 			return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 		}
 	}
-	allowed, used, start, sec, usec := n[0], n[1], n[2], n[3], n[4]
+	allowed, used, start, sec, usec, version := n[0], n[1], n[2], n[3], n[4], n[5]
 	now := time.Unix(sec, usec*1000).UTC()
 	ws := time.Unix(start, 0).UTC()
 	r := Result{
@@ -182,6 +248,7 @@ func parse(v []any, limit Limit) (Result, error) {
 		Remaining:   max(limit.Requests-used, 0),
 		WindowStart: ws,
 		ResetAfter:  ws.Add(limit.Window).Sub(now),
+		Version:     version,
 	}
 	if !r.Allowed {
 		r.RetryAfter = r.ResetAfter
