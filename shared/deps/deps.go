@@ -56,7 +56,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		Logger:   logger,
 		Store:    store,
 		Redis:    rdb,
-		Limiter:  ratelimit.New(rdb),
+		Limiter:  ratelimit.New(rdb).WithLedger(store),
 		Auth:     auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize),
 		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
 	}

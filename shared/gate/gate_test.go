@@ -76,7 +76,7 @@ func setup(t *testing.T, o options) bundle {
 	if o.gate.SignupLimit.Requests == 0 {
 		o.gate.SignupLimit = ratelimit.Limit{Requests: 2, Window: time.Hour}
 	}
-	lim := ratelimit.New(rdb)
+	lim := ratelimit.New(rdb).WithLedger(store) // as deps wires it
 	key, _ := apikey.Generate(nil)
 	u, err := store.CreateUser(ctx, fmt.Sprintf("u%d", rand.Int64()), fmt.Sprintf("u%d@example.com", rand.Int64()), apikey.Hash(key), apikey.Display(key))
 	if err != nil {

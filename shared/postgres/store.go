@@ -405,6 +405,37 @@ func (s *Store) TotalUnits(ctx context.Context, userID int64) (int64, error) {
 	return m[userID].units, nil
 }
 
+// UnitsSince returns the units userID was billed at or after since (on
+// the database clock), released calls excluded: the durable count a rate
+// limiter rebuilds a window from after Redis lost its data
+// (ratelimit.Ledger). Whole minutes come from the rollups (written in the
+// same statement as the events, so never behind them), the part before
+// the first whole minute from the events; with eventsOnly (windows
+// shorter than a minute) everything comes from the events. Each part is
+// one index range scan.
+func (s *Store) UnitsSince(ctx context.Context, userID int64, since time.Time, eventsOnly bool) (int64, error) {
+	const q = `
+WITH b AS (
+    SELECT $2::timestamptz AS s,
+           CASE WHEN $3 THEN 'infinity'::timestamptz
+                WHEN date_trunc('minute', $2::timestamptz) = $2::timestamptz THEN $2::timestamptz
+                ELSE date_trunc('minute', $2::timestamptz) + interval '1 minute' END AS sc
+)
+SELECT (SELECT coalesce(sum(m.units), 0) FROM usage_minutes m, b
+        WHERE m.user_id = $1 AND m.minute >= b.sc)::bigint
+     + (SELECT coalesce(sum(u.units), 0) FROM usage_events u, b
+        WHERE u.user_id = $1 AND u.created_at >= b.s AND u.created_at < b.sc AND u.released_at IS NULL)::bigint`
+	pool, err := s.db(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, q, userID, since, eventsOnly).Scan(&n); err != nil {
+		return 0, mapError("reading the ledger", err)
+	}
+	return n, nil
+}
+
 // RequestsInLast counts the user's metered requests and units in
 // [now-d, now] on the database clock, exactly: whole minutes from the
 // rollups, the two partial edge minutes from the events.

@@ -44,11 +44,10 @@ const (
 
 // decision is one queued Allow or AllowN call.
 type decision struct {
-	key   string // the prefixed counter
-	hash  string // the user's hash; "" for a quota that is not a user's
+	q     quota
 	limit Limit
 	n     int64 // cost in units, at least 1
-	res   Result
+	rep   reply
 	err   error
 	done  chan struct{}
 }
@@ -57,11 +56,11 @@ type decision struct {
 // once queued it will be taken, and a caller that left early could not
 // give back quota that was taken for it. The wait is bounded by
 // batchTimeout.
-func (l *Limiter) allowBatched(counter, hash string, limit Limit, n int64) (Result, error) {
-	d := &decision{key: counter, hash: hash, limit: limit, n: n, done: make(chan struct{})}
+func (l *Limiter) allowBatched(q quota, limit Limit, n int64) (reply, error) {
+	d := &decision{q: q, limit: limit, n: n, done: make(chan struct{})}
 	l.batch.Add(d) // never closed
 	<-d.done
-	return d.res, d.err
+	return d.rep, d.err
 }
 
 // decide sends the batch's decisions in one pipeline of EVALSHAs; those
@@ -72,7 +71,7 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	defer cancel()
 	if len(batch) == 1 {
 		d := batch[0]
-		d.res, d.err = l.run(ctx, d.key, d.hash, d.limit, d.n)
+		d.rep, d.err = l.run(ctx, d.q, d.limit, d.n)
 		close(d.done)
 		return
 	}
@@ -83,41 +82,45 @@ func (l *Limiter) decide(p pipeliner, batch []*decision) {
 	pipe := p.Pipeline()
 	cmds := make([]*redis.Cmd, len(batch))
 	for i, d := range batch {
-		cmds[i] = windowScript.EvalSha(ctx, pipe, d.keys(), d.limit.Requests, int64(d.limit.Window/time.Second), d.n)
+		cmds[i] = windowScript.EvalSha(ctx, pipe, d.q.keys(), d.q.args(d.limit, d.n)...)
 	}
 	pipe.Exec(ctx) // errors are per command
 	for i, d := range batch {
 		v, err := cmds[i].Slice()
 		switch {
 		case err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT"):
-			d.res, d.err = l.run(ctx, d.key, d.hash, d.limit, d.n)
+			d.rep, d.err = l.run(ctx, d.q, d.limit, d.n)
 		case err != nil:
 			d.err = unavailable("deciding rate limit", err)
 		default:
-			d.res, d.err = parse(v, d.limit)
+			d.rep, d.err = parse(v, d.limit)
 		}
 		close(d.done)
 	}
 }
 
-// keys are window.lua's KEYS for d.
-func (d *decision) keys() []string {
-	if d.hash == "" {
-		return []string{d.key}
+// keys are window.lua's KEYS for q.
+func (q quota) keys() []string {
+	if q.hash == "" {
+		return []string{q.counter}
 	}
-	return []string{d.key, d.hash}
+	return []string{q.counter, q.hash}
 }
 
-// run is one unbatched decision on a prefixed counter (and the user's
-// hash, "" for a quota that is not a user's).
-func (l *Limiter) run(ctx context.Context, counter, hash string, limit Limit, n int64) (Result, error) {
-	keys := []string{counter}
-	if hash != "" {
-		keys = append(keys, hash)
+// args are window.lua's ARGV for q.
+func (q quota) args(limit Limit, n int64) []any {
+	w := int64(limit.Window / time.Second)
+	if q.kind == kindRebuild {
+		return []any{limit.Requests, w, n, 1}
 	}
-	v, err := windowScript.Run(ctx, l.rdb, keys, limit.Requests, int64(limit.Window/time.Second), n).Slice()
+	return []any{limit.Requests, w, n}
+}
+
+// run is one unbatched decision.
+func (l *Limiter) run(ctx context.Context, q quota, limit Limit, n int64) (reply, error) {
+	v, err := windowScript.Run(ctx, l.rdb, q.keys(), q.args(limit, n)...).Slice()
 	if err != nil {
-		return Result{}, unavailable("deciding rate limit", err)
+		return reply{}, unavailable("deciding rate limit", err)
 	}
 	return parse(v, limit)
 }
@@ -127,24 +130,22 @@ func (l *Limiter) decideInScript(ctx context.Context, batch []*decision) {
 	keys := make([]string, 0, 2*len(batch))
 	args := make([]any, 0, 4*len(batch))
 	for _, d := range batch {
-		user, hash := 0, d.hash
-		if hash != "" {
-			user = 1
-		} else {
-			hash = d.key // a placeholder, never read
+		hash := d.q.hash
+		if hash == "" {
+			hash = d.q.counter // a placeholder, never read
 		}
-		keys = append(keys, d.key, hash)
-		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second), d.n, user)
+		keys = append(keys, d.q.counter, hash)
+		args = append(args, d.limit.Requests, int64(d.limit.Window/time.Second), d.n, d.q.kind)
 	}
 	v, err := batchScript.Run(ctx, l.rdb, keys, args...).Slice()
-	if err == nil && len(v) != 2+4*len(batch) {
+	if err == nil && len(v) != 2+5*len(batch) {
 		err = fmt.Errorf("unexpected reply of %d values for %d decisions", len(v), len(batch))
 	}
 	for i, d := range batch {
 		if err != nil {
 			d.err = unavailable("deciding rate limit", err)
 		} else {
-			d.res, d.err = parse([]any{v[2+4*i], v[3+4*i], v[4+4*i], v[0], v[1], v[5+4*i]}, d.limit)
+			d.rep, d.err = parse([]any{v[2+5*i], v[3+5*i], v[4+5*i], v[0], v[1], v[5+5*i], v[6+5*i]}, d.limit)
 		}
 		close(d.done)
 	}

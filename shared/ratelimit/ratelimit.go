@@ -28,9 +28,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/group"
@@ -119,6 +121,11 @@ type scripter interface {
 type Limiter struct {
 	rdb   scripter
 	batch *group.Batcher[*decision] // nil when rdb cannot pipeline
+	// ledger rebuilds a user's window after Redis lost its data; nil:
+	// no rebuild (a lost window starts again from zero).
+	ledger   Ledger
+	flight   singleflight.Group // one rebuild per user and window at a time
+	rebuilds atomic.Int64
 }
 
 // New returns a Limiter using rdb.
@@ -160,27 +167,66 @@ func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) 
 	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	return l.allow(ctx, keyPrefix+key, "", limit, n)
+	return l.allow(ctx, quota{counter: keyPrefix + key}, limit, n)
 }
 
 // AllowUser is AllowN on user's own quota (the gate's per-user limit),
 // in the same single script call; the Result also carries the user's
 // Version. A user's quota lives under its own keys: AllowN(ctx,
 // "user:1", ...) is a different counter.
+//
+// With a ledger (WithLedger), a window Redis lost (see rebuild.go) is
+// rebuilt from it before the decision: that costs a ledger query and
+// two more Redis round trips, once per user and window after a loss.
+// A ledger failure is returned as the ledger's error.
 func (l *Limiter) AllowUser(ctx context.Context, user int64, limit Limit, n int64) (Result, error) {
 	if !limit.valid() || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
-	return l.allow(ctx, userCounter(user), userHash(user), limit, n)
+	q := quota{counter: userCounter(user), hash: userHash(user), user: user, kind: kindUser}
+	if l.ledger != nil {
+		q.kind = kindRebuild
+	}
+	return l.allow(ctx, q, limit, n)
 }
 
-// allow decides on a prefixed counter; hash is the user's hash, "" for
-// a quota that is not a user's.
-func (l *Limiter) allow(ctx context.Context, counter, hash string, limit Limit, n int64) (Result, error) {
-	if l.batch == nil || n == 0 {
-		return l.run(ctx, counter, hash, limit, n)
+// quota names the Redis keys of one decision.
+type quota struct {
+	counter string // the prefixed counter
+	hash    string // the user's hash; "" for a quota that is not a user's
+	user    int64
+	kind    int // kindPlain, kindUser or kindRebuild
+}
+
+// Kinds of quota, as batch.lua's ARGV[4i] takes them.
+const (
+	kindPlain   = 0 // not a user's
+	kindUser    = 1 // a user's: report the version
+	kindRebuild = 2 // a user's, and lost windows are rebuilt
+)
+
+// allow decides, rebuilding the window first when the script asks for
+// it (at most maxSeeds times: each seed settles the window unless Redis
+// loses its data again meanwhile).
+func (l *Limiter) allow(ctx context.Context, q quota, limit Limit, n int64) (Result, error) {
+	for seeds := 0; ; seeds++ {
+		var rep reply
+		var err error
+		if l.batch == nil || n == 0 {
+			rep, err = l.run(ctx, q, limit, n)
+		} else {
+			rep, err = l.allowBatched(q, limit, n)
+		}
+		if err != nil || !rep.rebuild {
+			return rep.res, err
+		}
+		if seeds == maxSeeds {
+			return Result{}, unavailable("deciding rate limit", fmt.Errorf("window of user %d not rebuilt after %d seeds", q.user, seeds))
+		}
+		if err := l.rebuild(ctx, q, limit, rep); err != nil {
+			return Result{}, err
+		}
 	}
-	return l.allowBatched(counter, hash, limit, n)
 }
 
 // PublishVersion raises user's version in Redis to v (it never lowers
@@ -219,12 +265,21 @@ func (l *Limiter) refund(ctx context.Context, counter string, windowStart time.T
 	return nil
 }
 
-// parse reads {allowed, used, start, now s, now µs, version}.
-func parse(v []any, limit Limit) (Result, error) {
-	if len(v) != 6 {
-		return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+// reply is one script answer: a decision, or a request to rebuild the
+// window first (nothing decided) under the user's current marker.
+type reply struct {
+	res     Result
+	rebuild bool
+	marker  int64
+}
+
+// parse reads {allowed (1, 0, or 2: rebuild), used, start, now s, now µs,
+// version, marker}.
+func parse(v []any, limit Limit) (reply, error) {
+	if len(v) != 7 {
+		return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 	}
-	var n [6]int64
+	var n [7]int64
 	for i, x := range v {
 		switch x := x.(type) {
 		case int64:
@@ -232,13 +287,13 @@ func parse(v []any, limit Limit) (Result, error) {
 		case string: // TIME's fields arrive as strings
 			var err error
 			if n[i], err = strconv.ParseInt(x, 10, 64); err != nil {
-				return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+				return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 			}
 		default:
-			return Result{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
+			return reply{}, unavailable("deciding rate limit", fmt.Errorf("unexpected reply %v", v))
 		}
 	}
-	allowed, used, start, sec, usec, version := n[0], n[1], n[2], n[3], n[4], n[5]
+	allowed, used, start, sec, usec, version, marker := n[0], n[1], n[2], n[3], n[4], n[5], n[6]
 	now := time.Unix(sec, usec*1000).UTC()
 	ws := time.Unix(start, 0).UTC()
 	r := Result{
@@ -253,5 +308,5 @@ func parse(v []any, limit Limit) (Result, error) {
 	if !r.Allowed {
 		r.RetryAfter = r.ResetAfter
 	}
-	return r, nil
+	return reply{res: r, rebuild: allowed == 2, marker: marker}, nil
 }

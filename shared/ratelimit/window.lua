@@ -1,48 +1,77 @@
 -- Fixed-window rate limit decision, atomic in one round trip.
 --
--- KEYS[1]  the counter: a hash {s = window start (unix s), n = used}
--- KEYS[2]  optional: the user's hash {v = version} (a user's quota only);
---          its version is returned, 0 when absent or without KEYS[2]
+-- KEYS[1]  the counter: a hash {s = window start (unix s), n = used,
+--          m = the marker it was built under (a user's quota only)}
+-- KEYS[2]  optional: the user's hash {v = version, m = marker} (a user's
+--          quota only); its version is returned, 0 when absent
 -- ARGV[1]  limit: units allowed per window
 -- ARGV[2]  window length in seconds; windows align to the Unix epoch
 -- ARGV[3]  cost of this request in units (1 without a cost; 0 only reads);
 --          admitted only when the whole cost fits (used + cost <= limit)
+-- ARGV[4]  optional, with KEYS[2]: '1' when the caller rebuilds lost
+--          windows from the durable ledger (see below)
 --
--- Returns {allowed (1|0), used, window start, now seconds, now
--- microseconds, version}. A denied request changes nothing, so it
--- consumes no quota. The clock is Redis's own TIME, so every replica
--- decides with the same clock.
+-- Returns {allowed, used, window start, now seconds, now microseconds,
+-- version, marker}: allowed is 1 (admitted) or 0 (denied), or 2 when the
+-- window must first be rebuilt (seed.lua) and nothing was decided. A
+-- denied request changes nothing, so it consumes no quota. The clock is
+-- Redis's own TIME, so every replica decides with the same clock.
+--
+-- Loss of Redis's data (FLUSHALL, a restart without persistence, a
+-- failover to an empty replica) is detected by the marker, not by a
+-- missing counter (counters are missing at every window start): the
+-- user's hash holds the Redis time, in microseconds, at which its marker
+-- was created, and disappears with the data. When the marker is missing
+-- it is created now. A window that started before its marker existed
+-- may have admitted units Redis no longer knows of, so unless its
+-- counter was built under the current marker the script does not decide:
+-- it answers 2 and the caller seeds the counter from the ledger.
 -- (Shape after go-redis/redis_rate's GCRA script: one key, TIME inside,
 -- expiry set with the write.)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 
-local version = 0
-if #KEYS > 1 then
-  version = tonumber(redis.call('HGET', KEYS[2], 'v')) or 0
-end
-
 local t = redis.call('TIME')
 local now = tonumber(t[1])
 local start = now - (now % window)
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'n')
+local version, marker = 0, false
+if #KEYS > 1 then
+  local u = redis.call('HMGET', KEYS[2], 'v', 'm')
+  version = tonumber(u[1]) or 0
+  if ARGV[4] == '1' then
+    marker = tonumber(u[2])
+    if not marker then
+      marker = now * 1000000 + tonumber(t[2])
+      redis.call('HSET', KEYS[2], 'm', marker)
+    end
+  end
+end
+
+local cur = redis.call('HMGET', KEYS[1], 's', 'n', 'm')
+local same = tonumber(cur[1]) == start
+if marker and start * 1000000 <= marker and not (same and tonumber(cur[3]) == marker) then
+  return {2, 0, start, t[1], t[2], version, marker}
+end
 local used = 0
-if tonumber(cur[1]) == start then
+if same then
   used = tonumber(cur[2]) or 0
 end
 
 if cost > 0 and used + cost > limit then
-  return {0, used, start, t[1], t[2], version}
+  return {0, used, start, t[1], t[2], version, marker or 0}
 end
 if cost > 0 then
   used = used + cost
-  if tonumber(cur[1]) == start then
+  if same then
     redis.call('HSET', KEYS[1], 'n', used) -- expiry already set this window
+  elseif marker then
+    redis.call('HSET', KEYS[1], 's', start, 'n', used, 'm', marker)
+    redis.call('EXPIREAT', KEYS[1], start + window + 1)
   else
     redis.call('HSET', KEYS[1], 's', start, 'n', used)
     redis.call('EXPIREAT', KEYS[1], start + window + 1)
   end
 end
-return {1, used, start, t[1], t[2], version}
+return {1, used, start, t[1], t[2], version, marker or 0}
