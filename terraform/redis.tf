@@ -18,12 +18,21 @@ resource "google_redis_instance" "main" {
   auth_enabled            = true
   transit_encryption_mode = "SERVER_AUTHENTICATION"
 
+  # Never evict: the default policy (volatile-lru) would evict rate-limit
+  # counters (they carry a TTL) under memory pressure while the user's
+  # marker (no TTL) stays, a loss the limiter cannot detect, so a user
+  # would get the window again. With noeviction a full instance refuses
+  # writes: the limiter fails closed (503) and monitoring sees it.
+  redis_configs = {
+    "maxmemory-policy" = "noeviction"
+  }
+
   # RDB snapshots: a failover or maintenance restart reloads the counters
-  # from the last snapshot instead of starting empty, which would give
-  # every user a second window's worth of quota (issue: Redis losing its
-  # data doubles the limit). Snapshots bound that loss to what changed
-  # since the last one; rebuilding windows from the ledger is the full
-  # answer and is not built yet.
+  # from the last snapshot instead of starting empty. Whatever is lost
+  # (all of it without persistence, the writes since the last snapshot
+  # with it) is detected by the limiter's marker and the window rebuilt
+  # from the ledger (shared/ratelimit/rebuild.go); snapshots keep that
+  # rebuild, one ledger query per active user, rare.
   dynamic "persistence_config" {
     for_each = var.redis_rdb_snapshot_period == null ? [] : [var.redis_rdb_snapshot_period]
     content {

@@ -20,6 +20,11 @@
 // the same script call, so an instance learns of the change on the
 // round trip it makes anyway, without background work. A user's counter
 // and version are tagged {user:ID} so that they share a cluster slot.
+//
+// With a ledger (WithLedger), a user's window that Redis lost with its
+// data is rebuilt from the durable record before it is decided on (see
+// rebuild.go): a window then admits at most its limit plus the units in
+// flight at the loss.
 package ratelimit
 
 import (

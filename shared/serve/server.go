@@ -56,7 +56,9 @@ const MaxHeaderBytes = 32 << 10
 // header, a missing Host, or conflicting Content-Lengths; 431 for a head
 // over MaxHeaderBytes; 501 for a Transfer-Encoding other than a single
 // "chunked" (e.g. gzip); 505 for a major version other than 1 (HTTP/2.0
-// in an HTTP/1 request line; HTTP/1.2 is served as 1.1).
+// in an HTTP/1 request line; HTTP/1.2 is served as 1.1). Serve serves on
+// Listener(ln), which turns those into problem+json answers, 501 and 505
+// into 400.
 func NewServer(h http.Handler, t Timeouts) *http.Server {
 	return &http.Server{
 		Handler:           closeAfterChunked(h),
@@ -131,7 +133,7 @@ func Run(h http.Handler, d *deps.Deps) error {
 // Serve serves srv on ln until ctx ends, then drains as Run describes.
 func Serve(ctx context.Context, ln net.Listener, srv *http.Server, d *deps.Deps) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(Listener(ln)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving: %w", err)

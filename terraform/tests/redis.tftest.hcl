@@ -21,6 +21,15 @@ run "rdb_snapshots_by_default" {
   }
 }
 
+run "never_evicts" {
+  command = plan
+
+  assert {
+    condition     = google_redis_instance.main.redis_configs["maxmemory-policy"] == "noeviction"
+    error_message = "Memorystore must not evict: an evicted counter is a loss the rate limiter cannot detect."
+  }
+}
+
 run "persistence_can_be_disabled" {
   command = plan
 

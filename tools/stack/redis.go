@@ -65,3 +65,21 @@ func (r *RedisServer) Start() {
 		r.t.Fatalf("starting redis-server again: %v", err)
 	}
 }
+
+// StartEmpty starts the stopped server again on the same port without
+// its data (the append-only files are deleted first): what a Memorystore
+// basic-tier failure, or any restart without persistence, does. It must
+// be called from the test's goroutine.
+func (r *RedisServer) StartEmpty() {
+	r.t.Helper()
+	entries, err := os.ReadDir(r.srv.Dir)
+	if err != nil {
+		r.t.Fatalf("reading the redis data folder: %v", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(r.srv.Dir, e.Name())); err != nil {
+			r.t.Fatalf("deleting redis data: %v", err)
+		}
+	}
+	r.Start()
+}
