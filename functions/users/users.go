@@ -1,5 +1,5 @@
-// Package users is the users function: sign-up (POST /users/) and the
-// caller's profile (GET /me).
+// Package users is the users function: sign-up (POST /users/), the
+// caller's profile (GET /me) and the caller's keys (/keys, keys.go).
 package users
 
 import (
@@ -15,7 +15,6 @@ import (
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/identity"
-	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 )
@@ -27,12 +26,19 @@ func init() {
 // Handler returns the users function's handler on d. Sign-up is limited
 // per client IP and /me authenticated, as the routing table says.
 func Handler(d *deps.Deps) (http.Handler, error) {
-	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, limit: d.Gate.UserLimit()}
+	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, gate: d.Gate}
+	k := &keys{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
+		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	signup := http.HandlerFunc(s.createUser)
 	return serve.Router(routes.Users, d.Gate, serve.Handlers{
 		"POST /users/": signup,
 		"POST /users":  signup,
 		"GET /me":      http.HandlerFunc(s.me),
+
+		"GET /keys":              http.HandlerFunc(k.list),
+		"POST /keys":             http.HandlerFunc(k.create),
+		"POST /keys/{id}/rotate": http.HandlerFunc(k.rotate),
+		"DELETE /keys/{id}":      http.HandlerFunc(k.revoke),
 	}, serve.OptionsFor(d))
 }
 
@@ -44,7 +50,7 @@ type userStore interface {
 type server struct {
 	store   userStore
 	maxBody int64
-	limit   ratelimit.Limit
+	gate    *gate.Gate
 }
 
 type createRequest struct {
@@ -68,7 +74,7 @@ type createResponse struct {
 
 // RateLimitPolicy describes the caller's quota.
 type RateLimitPolicy struct {
-	Limit         int64 `json:"limit"`
+	Limit         int64 `json:"limit"` // units per window (the user's override, if any)
 	WindowSeconds int64 `json:"window_seconds"`
 }
 
@@ -125,7 +131,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) me(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
-	lim := s.limit
+	lim := s.gate.LimitFor(p) // the user's override, if any
 	httpapi.JSON(w, http.StatusOK, meResponse{
 		User:      publicUser(p.UserID, p.Username, p.Email, p.CreatedAt, p.KeyPrefix),
 		RateLimit: RateLimitPolicy{Limit: lim.Requests, WindowSeconds: int64(lim.Window / time.Second)},
