@@ -1,5 +1,6 @@
 // Package users is the users function: sign-up (POST /users/), the
-// caller's profile (GET /me) and the operator API (/admin/…, admin.go).
+// caller's profile (GET /me), the caller's keys (/keys, keys.go) and the
+// operator API (/admin/…, admin.go).
 package users
 
 import (
@@ -16,7 +17,6 @@ import (
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/identity"
 	"github.com/ratebill/platform/shared/operator"
-	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 )
@@ -28,7 +28,9 @@ func init() {
 // Handler returns the users function's handler on d. Sign-up is limited
 // per client IP and /me authenticated, as the routing table says.
 func Handler(d *deps.Deps) (http.Handler, error) {
-	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, limit: d.Gate.UserLimit()}
+	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, gate: d.Gate}
+	k := &keys{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
+		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	a := &admin{store: d.Store, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	// The limiter publishes versions once it can (issue 12's propagation);
@@ -43,6 +45,11 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"POST /users/": signup,
 		"POST /users":  signup,
 		"GET /me":      http.HandlerFunc(s.me),
+
+		"GET /keys":              http.HandlerFunc(k.list),
+		"POST /keys":             http.HandlerFunc(k.create),
+		"POST /keys/{id}/rotate": http.HandlerFunc(k.rotate),
+		"DELETE /keys/{id}":      http.HandlerFunc(k.revoke),
 
 		"GET /admin/users":                  http.HandlerFunc(a.listUsers),
 		"GET /admin/users/{id}":             http.HandlerFunc(a.getUser),
@@ -67,7 +74,7 @@ type userStore interface {
 type server struct {
 	store   userStore
 	maxBody int64
-	limit   ratelimit.Limit
+	gate    *gate.Gate
 }
 
 type createRequest struct {
@@ -91,7 +98,7 @@ type createResponse struct {
 
 // RateLimitPolicy describes the caller's quota.
 type RateLimitPolicy struct {
-	Limit         int64 `json:"limit"`
+	Limit         int64 `json:"limit"` // units per window (the user's override, if any)
 	WindowSeconds int64 `json:"window_seconds"`
 }
 
@@ -148,7 +155,7 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) me(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
-	lim := s.limit
+	lim := s.gate.LimitFor(p) // the user's override, if any
 	httpapi.JSON(w, http.StatusOK, meResponse{
 		User:      publicUser(p.UserID, p.Username, p.Email, p.CreatedAt, p.KeyPrefix),
 		RateLimit: RateLimitPolicy{Limit: lim.Requests, WindowSeconds: int64(lim.Window / time.Second)},

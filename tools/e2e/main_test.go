@@ -145,6 +145,7 @@ func (r *response) Object() (map[string]any, error) {
 }
 
 type req struct {
+	base              string // default: the gateway; else one function process's base URL
 	method, path, key string
 	body              any // string: sent as is; otherwise JSON-encoded
 	contentType       string
@@ -176,7 +177,11 @@ func (e *env) try(r req) (*response, error) {
 		buf, _ := json.Marshal(b)
 		body = bytes.NewReader(buf)
 	}
-	hr, err := http.NewRequest(r.method, e.base+r.path, body)
+	base := e.base
+	if r.base != "" {
+		base = r.base
+	}
+	hr, err := http.NewRequest(r.method, base+r.path, body)
 	if err != nil {
 		return nil, err
 	}
