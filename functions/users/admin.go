@@ -29,13 +29,13 @@ import (
 // adminStore is the storage the operator API uses; *postgres.Store.
 type adminStore interface {
 	ListUsers(ctx context.Context, q string, afterID int64, limit int) ([]postgres.AdminUser, error)
-	AdminGetUser(ctx context.Context, id int64) (postgres.AdminUser, []postgres.AdminKey, shared.Period, error)
+	AdminGetUser(ctx context.Context, id int64) (postgres.AdminUser, []shared.Key, shared.Period, error)
 	SuspendUser(ctx context.Context, actor postgres.Actor, id int64, reason string) (postgres.AdminUser, error)
 	ReactivateUser(ctx context.Context, actor postgres.Actor, id int64) (postgres.AdminUser, error)
 	SetUserLimit(ctx context.Context, actor postgres.Actor, id, units, windowSeconds int64) (postgres.AdminUser, error)
 	ClearUserLimit(ctx context.Context, actor postgres.Actor, id int64) (postgres.AdminUser, error)
-	AdminIssueKey(ctx context.Context, actor postgres.Actor, userID int64, name string, expiresIn *time.Duration, digest [32]byte, prefix string) (postgres.AdminKey, error)
-	AdminRevokeKey(ctx context.Context, actor postgres.Actor, id int64) (userID, version int64, err error)
+	IssueKey(ctx context.Context, userID int64, name string, expiresIn time.Duration, actor postgres.AuditEntry) (shared.NewKey, error)
+	RevokeKeyByID(ctx context.Context, userID, keyID int64, actor postgres.AuditEntry) (shared.KeyChange, error)
 	ListOperatorTokens(ctx context.Context) ([]postgres.OperatorToken, error)
 	CreateOperatorToken(ctx context.Context, actor postgres.Actor, name, scope string, digest [32]byte, prefix string) (postgres.OperatorToken, error)
 	RevokeOperatorToken(ctx context.Context, actor postgres.Actor, id int64) error
@@ -164,8 +164,8 @@ func toAdminUser(u postgres.AdminUser) adminUser {
 	return out
 }
 
-func toKey(k postgres.AdminKey) keyObject {
-	return keyObject{ID: k.ID, Name: k.Name, APIKeyPrefix: k.APIKeyPrefix, CreatedAt: k.CreatedAt,
+func toKey(k shared.Key) keyObject {
+	return keyObject{ID: k.ID, Name: k.Name, APIKeyPrefix: k.Prefix, CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, LastUsedAt: k.LastUsedAt}
 }
 
@@ -404,30 +404,26 @@ func (a *admin) issueKey(w http.ResponseWriter, r *http.Request) {
 			fields = append(fields, shared.FieldError{Field: "name", Detail: "must be at most 64 characters"})
 		}
 	}
-	var expires *time.Duration
+	var expires time.Duration // 0: never
 	if req.ExpiresIn != nil {
 		if *req.ExpiresIn < minExpiresIn || *req.ExpiresIn > maxExpiresIn {
 			fields = append(fields, shared.FieldError{Field: "expires_in", Detail: "must be seconds from 60 to 31536000"})
 		} else {
-			d := time.Duration(*req.ExpiresIn) * time.Second
-			expires = &d
+			expires = time.Duration(*req.ExpiresIn) * time.Second
 		}
 	}
 	if len(fields) > 0 {
 		httpapi.Error(w, r, &shared.Error{Code: shared.EInvalid, Message: "invalid key: see errors", Fields: fields})
 		return
 	}
-	key, err := apikey.Generate(nil)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	k, err := a.store.AdminIssueKey(r.Context(), a.actor(r), id, name, expires, apikey.Hash(key), apikey.Display(key))
+	// The customer's POST /keys path and audit row (key.create), with the
+	// operator as actor (the key cap binds customers only).
+	k, err := a.store.IssueKey(r.Context(), id, name, expires, a.actor(r).Who())
 	if err != nil {
 		httpapi.Error(w, r, notFound(err, errNoUser))
 		return
 	}
-	httpapi.JSON(w, http.StatusCreated, createdKey{keyObject: toKey(k), APIKey: key})
+	httpapi.JSON(w, http.StatusCreated, createdKey{keyObject: toKey(k.Key), APIKey: k.APIKey})
 }
 
 func (a *admin) revokeKey(w http.ResponseWriter, r *http.Request) {
@@ -436,12 +432,12 @@ func (a *admin) revokeKey(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errNoKey)
 		return
 	}
-	user, version, err := a.store.AdminRevokeKey(r.Context(), a.actor(r), id)
+	kc, err := a.store.RevokeKeyByID(r.Context(), 0, id, a.actor(r).Who())
 	if err != nil {
 		httpapi.Error(w, r, notFound(err, errNoKey))
 		return
 	}
-	a.publish(r, user, version)
+	a.publish(r, kc.Key.UserID, kc.Version)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -27,18 +27,6 @@ type AdminUser struct {
 	Version int64
 }
 
-// AdminKey is one API key of a user, without its secret.
-type AdminKey struct {
-	ID           int64
-	UserID       int64
-	Name         string
-	APIKeyPrefix string
-	CreatedAt    time.Time
-	ExpiresAt    *time.Time
-	RevokedAt    *time.Time
-	LastUsedAt   *time.Time
-}
-
 // AuditRecord is one row of the audit log as GET /admin/audit shows it.
 type AuditRecord struct {
 	ID         int64
@@ -73,20 +61,6 @@ func userAudit(u AdminUser) map[string]any {
 	return m
 }
 
-const adminKeyColumns = `id, user_id, name, display_prefix, created_at, expires_at, revoked_at, last_used_at`
-
-func scanAdminKey(row pgx.Row) (AdminKey, error) {
-	var k AdminKey
-	err := row.Scan(&k.ID, &k.UserID, &k.Name, &k.APIKeyPrefix, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt, &k.LastUsedAt)
-	k.CreatedAt = k.CreatedAt.UTC()
-	k.ExpiresAt, k.RevokedAt, k.LastUsedAt = utcPtr(k.ExpiresAt), utcPtr(k.RevokedAt), utcPtr(k.LastUsedAt)
-	return k, err
-}
-
-func keyAudit(k AdminKey) map[string]any {
-	return map[string]any{"id": k.ID, "name": k.Name, "api_key_prefix": k.APIKeyPrefix, "expires_at": k.ExpiresAt, "revoked_at": k.RevokedAt}
-}
-
 // ListUsers returns at most limit users with an id above afterID, in id
 // order, whose username or email contains q case-insensitively (every
 // user for an empty q).
@@ -117,7 +91,7 @@ ORDER BY id LIMIT $3`, afterID, q, limit)
 
 // AdminGetUser returns user id with all their keys (newest first) and
 // their running totals: ENotFound when there is no such user.
-func (s *Store) AdminGetUser(ctx context.Context, id int64) (AdminUser, []AdminKey, shared.Period, error) {
+func (s *Store) AdminGetUser(ctx context.Context, id int64) (AdminUser, []shared.Key, shared.Period, error) {
 	pool, err := s.db(ctx)
 	if err != nil {
 		return AdminUser{}, nil, shared.Period{}, err
@@ -126,14 +100,14 @@ func (s *Store) AdminGetUser(ctx context.Context, id int64) (AdminUser, []AdminK
 	if err != nil {
 		return AdminUser{}, nil, shared.Period{}, mapError("reading user", err)
 	}
-	rows, err := pool.Query(ctx, `SELECT `+adminKeyColumns+` FROM api_keys WHERE user_id = $1 ORDER BY id DESC`, id)
+	rows, err := pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys k WHERE k.user_id = $1 ORDER BY k.id DESC`, id)
 	if err != nil {
 		return AdminUser{}, nil, shared.Period{}, mapError("listing keys", err)
 	}
 	defer rows.Close()
-	keys := []AdminKey{}
+	keys := []shared.Key{}
 	for rows.Next() {
-		k, err := scanAdminKey(rows)
+		k, err := scanKey(rows)
 		if err != nil {
 			return AdminUser{}, nil, shared.Period{}, mapError("listing keys", err)
 		}
@@ -200,62 +174,6 @@ func (s *Store) ClearUserLimit(ctx context.Context, actor Actor, id int64) (Admi
 	return s.changeUser(ctx, actor, "user.limit.clear", id, `
 UPDATE users SET limit_units = NULL, limit_window_seconds = NULL, version = version + 1
 WHERE id = $1 RETURNING `+userColumns)
-}
-
-// AdminIssueKey stores a new key (by digest) for user id, named name,
-// expiring after expiresIn (nil: never), audited (key.create) with the
-// operator as actor. ENotFound when there is no such user. A new key is
-// cached nowhere, so users.version does not move.
-//
-// Minimal operator-side version; the coordinator may fold it into the
-// keys store (IssueKey) at merge.
-func (s *Store) AdminIssueKey(ctx context.Context, actor Actor, userID int64, name string, expiresIn *time.Duration, digest [32]byte, prefix string) (AdminKey, error) {
-	var k AdminKey
-	err := s.adminTx(ctx, "issuing key", func(tx pgx.Tx) error {
-		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, userID).Scan(&one); err != nil {
-			return err
-		}
-		var exp any
-		if expiresIn != nil {
-			exp = *expiresIn
-		}
-		var err error
-		k, err = scanAdminKey(tx.QueryRow(ctx, `
-INSERT INTO api_keys (user_id, key_hash, display_prefix, name, expires_at)
-VALUES ($1, $2, $3, $4, now() + $5::interval)
-RETURNING `+adminKeyColumns, userID, digest[:], prefix, name, exp))
-		if err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, actor.entry("key.create", userID, "key:"+strconv.FormatInt(k.ID, 10), nil, keyAudit(k)))
-	})
-	return k, err
-}
-
-// AdminRevokeKey revokes key id, whoever owns it, audited (key.revoke),
-// and bumps its owner's users.version; it returns the owner and the new
-// version to publish. ENotFound when there is no such unrevoked key.
-//
-// Minimal operator-side version; the coordinator may fold it into the
-// keys store (RevokeKeyByID) at merge.
-func (s *Store) AdminRevokeKey(ctx context.Context, actor Actor, id int64) (userID, version int64, err error) {
-	err = s.adminTx(ctx, "revoking key", func(tx pgx.Tx) error {
-		before, err := scanAdminKey(tx.QueryRow(ctx, `SELECT `+adminKeyColumns+` FROM api_keys WHERE id = $1 AND revoked_at IS NULL FOR UPDATE`, id))
-		if err != nil {
-			return err
-		}
-		after, err := scanAdminKey(tx.QueryRow(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 RETURNING `+adminKeyColumns, id))
-		if err != nil {
-			return err
-		}
-		userID = after.UserID
-		if err := tx.QueryRow(ctx, `UPDATE users SET version = version + 1 WHERE id = $1 RETURNING version`, userID).Scan(&version); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, actor.entry("key.revoke", userID, "key:"+strconv.FormatInt(id, 10), keyAudit(before), keyAudit(after)))
-	})
-	return userID, version, err
 }
 
 // AuditFilter selects audit rows: by user (0: any) and action ("": any).

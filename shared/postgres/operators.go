@@ -38,6 +38,10 @@ type Actor struct {
 	RequestID  string
 }
 
+// Who returns the audit entry of a with who and where filled in, for the
+// store methods that fill in the rest (IssueKey, RevokeKeyByID).
+func (a Actor) Who() AuditEntry { return a.entry("", 0, "", nil, nil) }
+
 // entry returns the audit entry of an action of a.
 func (a Actor) entry(action string, userID int64, target string, before, after any) AuditEntry {
 	return AuditEntry{ActorType: a.Type, ActorID: a.ID, ActorName: a.Name, Action: action, UserID: userID,
