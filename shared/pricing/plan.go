@@ -339,7 +339,7 @@ func (m Model) lines(plan string, units int64) []Line {
 			if from > units {
 				break
 			}
-			to := units + 0
+			to := units
 			if t.UpTo != nil && *t.UpTo < units {
 				to = *t.UpTo
 			}
