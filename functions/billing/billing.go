@@ -1,11 +1,21 @@
-// Package billing is the billing function: GET /billing, the caller's
-// bill for the last 24 hours (units × unit price), exact to the cent. It
-// is not metered.
+// Package billing is the billing function:
+//
+//   - GET /billing, the caller's bill for the last 24 hours (units × unit
+//     price), exact to the cent, as the seed answered it;
+//   - GET /billing?period=YYYY-MM, the caller's invoice for that month
+//     (package invoicing): open while the month runs and until the closing
+//     job has stored it, then closed and final;
+//   - GET /billing/invoices, the caller's months, newest first.
+//
+// None of them is metered: looking at a bill never costs quota or money
+// (the routing table says so, routes.Table).
 package billing
 
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -16,6 +26,7 @@ import (
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/invoicing"
 	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
@@ -27,9 +38,10 @@ func init() {
 
 // Handler returns the billing function's handler on d.
 func Handler(d *deps.Deps) (http.Handler, error) {
-	s := &server{store: d.Store, unitPrice: d.Config.UnitPrice, currency: d.Config.Currency}
+	s := &server{store: d.Store, unitPrice: d.Config.UnitPrice, currency: d.Config.Currency, invoices: invoicing.New(d.Config, d.Store)}
 	return serve.Router(routes.Billing, d.Gate, serve.Handlers{
-		"GET /billing": http.HandlerFunc(s.bill),
+		"GET /billing":          http.HandlerFunc(s.bill),
+		"GET /billing/invoices": http.HandlerFunc(s.list),
 	}, serve.OptionsFor(d))
 }
 
@@ -42,6 +54,7 @@ type server struct {
 	store     periodStore
 	unitPrice decimal.Decimal
 	currency  string
+	invoices  *invoicing.Service
 }
 
 // Response is the body of GET /billing. Money is sent as decimal strings.
@@ -56,8 +69,39 @@ type Response struct {
 	Currency    string    `json:"currency"`
 }
 
+// query parses the query string strictly: a malformed one, or a
+// parameter given twice, is a 422 naming it.
+func query(r *http.Request, names ...string) (map[string]string, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, &shared.Error{Code: shared.EInvalid, Message: "the query string is malformed",
+			Fields: []shared.FieldError{{Field: "query", Detail: "is not a valid query string"}}}
+	}
+	out := map[string]string{}
+	for _, n := range names {
+		switch v := q[n]; len(v) {
+		case 0:
+		case 1:
+			out[n] = v[0]
+		default:
+			return nil, &shared.Error{Code: shared.EInvalid, Message: n + " is given more than once",
+				Fields: []shared.FieldError{{Field: n, Detail: "is given more than once"}}}
+		}
+	}
+	return out, nil
+}
+
 func (s *server) bill(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
+	q, err := query(r, "period")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if v, ok := q["period"]; ok {
+		s.invoice(w, r, p.UserID, v)
+		return
+	}
 	period, err := s.store.RequestsInLast(r.Context(), p.UserID, pricing.Period)
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -74,4 +118,125 @@ func (s *server) bill(w http.ResponseWriter, r *http.Request) {
 		Amount:      pricing.FormatAmount(st.Amount),
 		Currency:    st.Currency,
 	})
+}
+
+// Invoice is the body of GET /billing?period=YYYY-MM.
+type Invoice struct {
+	UserID        int64          `json:"user_id"`
+	Period        string         `json:"period"`
+	Status        string         `json:"status"` // open or closed
+	PeriodStart   time.Time      `json:"period_start"`
+	PeriodEnd     time.Time      `json:"period_end"`
+	Currency      string         `json:"currency"`
+	Plan          string         `json:"plan"` // the plan in effect at the end of the period (or now)
+	Plans         []Segment      `json:"plans"`
+	Requests      int64          `json:"requests"`
+	Units         int64          `json:"units"`          // recorded_units + carried_units
+	RecordedUnits int64          `json:"recorded_units"` // recorded in this period
+	CarriedUnits  int64          `json:"carried_units"`  // late units of the previous period
+	Lines         []pricing.Line `json:"lines"`
+	Subtotal      string         `json:"subtotal"`
+	Total         string         `json:"total"`
+	ComputedAt    time.Time      `json:"computed_at"`
+}
+
+// Segment is the part of the period one plan was in effect.
+type Segment struct {
+	Plan     string    `json:"plan"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Requests int64     `json:"requests"`
+	Units    int64     `json:"units"`
+}
+
+// NewInvoice is the wire form of inv (also the operator's JSON export).
+func NewInvoice(inv shared.Invoice, period invoicing.Period) Invoice {
+	out := Invoice{UserID: inv.UserID, Period: inv.Period, Status: inv.Status, PeriodStart: period.Start(), PeriodEnd: period.End(),
+		Currency: inv.Currency, Requests: inv.Requests, Units: inv.Units(), RecordedUnits: inv.RecordedUnits, CarriedUnits: inv.CarriedUnits,
+		Lines: inv.Lines, Subtotal: pricing.FormatAmount(inv.Subtotal), Total: pricing.FormatAmount(inv.Total), ComputedAt: inv.ComputedAt,
+		Plans: []Segment{}}
+	for _, sg := range inv.Segments {
+		out.Plans = append(out.Plans, Segment{Plan: sg.Plan.Name, From: sg.From, To: sg.To, Requests: sg.Requests, Units: sg.Units})
+		out.Plan = sg.Plan.Name
+	}
+	if out.Lines == nil {
+		out.Lines = []pricing.Line{}
+	}
+	return out
+}
+
+func (s *server) invoice(w http.ResponseWriter, r *http.Request, userID int64, v string) {
+	p, err := invoicing.ParsePeriod("period", v)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	inv, err := s.invoices.Invoice(r.Context(), userID, p)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, NewInvoice(inv, p))
+}
+
+// List is the body of GET /billing/invoices.
+type List struct {
+	Items      []Summary `json:"items"`
+	NextCursor *string   `json:"next_cursor"`
+}
+
+// Summary is one period of the list.
+type Summary struct {
+	Period   string `json:"period"`
+	Status   string `json:"status"`
+	Currency string `json:"currency"`
+	Units    int64  `json:"units"`
+	Total    string `json:"total"`
+}
+
+// Page sizes of GET /billing/invoices.
+const (
+	defaultPage = 12
+	maxPage     = 36
+)
+
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	p, _ := gate.PrincipalFrom(r.Context())
+	q, err := query(r, "cursor", "limit")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	limit := defaultPage
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPage || len(v) > 3 {
+			httpapi.Error(w, r, &shared.Error{Code: shared.EInvalid, Message: "limit must be 1 to " + strconv.Itoa(maxPage),
+				Fields: []shared.FieldError{{Field: "limit", Detail: "must be an integer from 1 to " + strconv.Itoa(maxPage)}}})
+			return
+		}
+		limit = n
+	}
+	var before *invoicing.Period
+	if v, ok := q["cursor"]; ok {
+		c, err := invoicing.ParsePeriod("cursor", v)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		before = &c
+	}
+	items, next, err := s.invoices.List(r.Context(), p.UserID, before, limit)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	out := List{Items: make([]Summary, len(items))}
+	for i, it := range items {
+		out.Items[i] = Summary(it)
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	httpapi.JSON(w, http.StatusOK, out)
 }

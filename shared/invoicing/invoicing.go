@@ -119,12 +119,12 @@ func (s *Service) grace() time.Duration {
 
 // Invoice returns the user's invoice for period: the stored one when the
 // period is closed, else one computed now from the rollups (status
-// open). A period after the current one is a 422; one before the user's
-// account existed is a 404.
+// open). A period after the current one, or before the user's account
+// existed, is a 404 (not a 422: the month is well-formed, its invoice
+// does not exist).
 func (s *Service) Invoice(ctx context.Context, userID int64, p Period) (shared.Invoice, error) {
 	if PeriodOf(s.now()).Before(p) {
-		return shared.Invoice{}, &shared.Error{Code: shared.EInvalid, Message: "period " + p.String() + " has not begun",
-			Fields: []shared.FieldError{{Field: "period", Detail: "is in the future"}}}
+		return shared.Invoice{}, shared.Errorf(shared.ENotFound, "no invoice for %s: the month has not begun", p)
 	}
 	inv, err := s.Store.Invoice(ctx, userID, p.String())
 	if err == nil || shared.ErrorCode(err) != shared.ENotFound {
@@ -282,8 +282,8 @@ func (s *Service) List(ctx context.Context, userID int64, before *Period, limit 
 		return nil, "", err
 	}
 	first, cur := PeriodOf(c.CreatedAt), PeriodOf(s.now())
-	if before != nil {
-		cur = before.Prev()
+	if before != nil && !cur.Before(*before) {
+		cur = before.Prev() // a cursor after the current period lists from it
 	}
 	last := cur
 	for i := 1; i < limit && first.Before(last); i++ {

@@ -132,8 +132,8 @@ func TestOpenInvoiceDefaultPlan(t *testing.T) {
 		len(inv.Lines) != 1 || inv.Lines[0].Units != 7 || inv.Currency != "USD" || inv.Segments[0].Plan.Name != "default" {
 		t.Fatalf("%+v", inv)
 	}
-	// The future is a 422, before the account a 404.
-	if _, err := b.svc.Invoice(ctx, u, PeriodOf(b.now.AddDate(0, 1, 0))); shared.ErrorCode(err) != shared.EInvalid {
+	// The future and before the account are 404s.
+	if _, err := b.svc.Invoice(ctx, u, PeriodOf(b.now.AddDate(0, 1, 0))); shared.ErrorCode(err) != shared.ENotFound {
 		t.Fatalf("next month: %v", err)
 	}
 	if _, err := b.svc.Invoice(ctx, u, PeriodOf(b.now.AddDate(0, -2, 0))); shared.ErrorCode(err) != shared.ENotFound {

@@ -99,6 +99,7 @@ var Table = []Route{
 	{Method: "POST", Path: "/verify/release", Function: Usage, Auth: AuthSelf},
 	{Method: AnyMethod, Path: "/auth", Function: Usage, Auth: AuthSelf, Prefix: true},
 	{Method: "GET", Path: "/billing", Function: Billing, Auth: AuthKey, Root: true},
+	{Method: "GET", Path: "/billing/invoices", Function: Billing, Auth: AuthKey},
 	{Method: "GET", Path: "/admin/users", Function: Users, Auth: AuthOperator},
 	{Method: "GET", Path: "/admin/users/{id}", Function: Users, Auth: AuthOperator},
 	{Method: "POST", Path: "/admin/users/{id}/suspend", Function: Users, Auth: AuthOperator},

@@ -698,6 +698,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "DELETE", path: "/keys/1", key: key},
 		{method: "GET", path: "/usage", key: key},
 		{method: "GET", path: "/billing", key: key},
+		{method: "GET", path: "/billing/invoices", key: key},
 		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
 		{method: "POST", path: "/verify/release", body: map[string]string{"release_token": "rt_" + strings.Repeat("B", 43)}},
 		{method: "GET", path: "/auth", header: map[string]string{"X-API-Key": key}},
