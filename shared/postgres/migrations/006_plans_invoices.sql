@@ -50,8 +50,8 @@ CREATE TABLE invoices (
     requests       bigint      NOT NULL CHECK (requests >= 0),
     recorded_units bigint      NOT NULL CHECK (recorded_units >= 0),
     carried_units  bigint      NOT NULL CHECK (carried_units >= 0),
-    subtotal       numeric     NOT NULL CHECK (subtotal >= 0),
-    total          numeric     NOT NULL CHECK (total >= 0),
+    subtotal       numeric(20, 2) NOT NULL CHECK (subtotal >= 0),
+    total          numeric(20, 2) NOT NULL CHECK (total >= 0),
     computed_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, period)
 );
