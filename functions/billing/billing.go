@@ -121,49 +121,7 @@ func (s *server) bill(w http.ResponseWriter, r *http.Request) {
 }
 
 // Invoice is the body of GET /billing?period=YYYY-MM.
-type Invoice struct {
-	UserID        int64          `json:"user_id"`
-	Period        string         `json:"period"`
-	Status        string         `json:"status"` // open or closed
-	PeriodStart   time.Time      `json:"period_start"`
-	PeriodEnd     time.Time      `json:"period_end"`
-	Currency      string         `json:"currency"`
-	Plan          string         `json:"plan"` // the plan in effect at the end of the period (or now)
-	Plans         []Segment      `json:"plans"`
-	Requests      int64          `json:"requests"`
-	Units         int64          `json:"units"`          // recorded_units + carried_units
-	RecordedUnits int64          `json:"recorded_units"` // recorded in this period
-	CarriedUnits  int64          `json:"carried_units"`  // late units of the previous period
-	Lines         []pricing.Line `json:"lines"`
-	Subtotal      string         `json:"subtotal"`
-	Total         string         `json:"total"`
-	ComputedAt    time.Time      `json:"computed_at"`
-}
-
-// Segment is the part of the period one plan was in effect.
-type Segment struct {
-	Plan     string    `json:"plan"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Requests int64     `json:"requests"`
-	Units    int64     `json:"units"`
-}
-
-// NewInvoice is the wire form of inv (also the operator's JSON export).
-func NewInvoice(inv shared.Invoice, period invoicing.Period) Invoice {
-	out := Invoice{UserID: inv.UserID, Period: inv.Period, Status: inv.Status, PeriodStart: period.Start(), PeriodEnd: period.End(),
-		Currency: inv.Currency, Requests: inv.Requests, Units: inv.Units(), RecordedUnits: inv.RecordedUnits, CarriedUnits: inv.CarriedUnits,
-		Lines: inv.Lines, Subtotal: pricing.FormatAmount(inv.Subtotal), Total: pricing.FormatAmount(inv.Total), ComputedAt: inv.ComputedAt,
-		Plans: []Segment{}}
-	for _, sg := range inv.Segments {
-		out.Plans = append(out.Plans, Segment{Plan: sg.Plan.Name, From: sg.From, To: sg.To, Requests: sg.Requests, Units: sg.Units})
-		out.Plan = sg.Plan.Name
-	}
-	if out.Lines == nil {
-		out.Lines = []pricing.Line{}
-	}
-	return out
-}
+type Invoice = invoicing.Document
 
 func (s *server) invoice(w http.ResponseWriter, r *http.Request, userID int64, v string) {
 	p, err := invoicing.ParsePeriod("period", v)
@@ -176,7 +134,7 @@ func (s *server) invoice(w http.ResponseWriter, r *http.Request, userID int64, v
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, NewInvoice(inv, p))
+	httpapi.JSON(w, http.StatusOK, invoicing.NewDocument(inv))
 }
 
 // List is the body of GET /billing/invoices.
