@@ -69,7 +69,7 @@ func run(args []string) error {
 	store := postgres.New(cfg)
 	defer store.Close()
 	svc := invoicing.New(cfg, store)
-	svc.Grace = *grace
+	svc.Grace = max(*grace, time.Nanosecond) // zero means the default in Service
 	res, err := svc.Close(ctx, p)
 	if err != nil {
 		return fmt.Errorf("closing %s after %d invoices: %w", p, res.Closed, err)
