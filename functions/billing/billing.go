@@ -2,16 +2,23 @@
 //
 //   - GET /billing, the caller's bill for the last 24 hours (units × unit
 //     price), exact to the cent, as the seed answered it;
+//
 //   - GET /billing?period=YYYY-MM, the caller's invoice for that month
 //     (package invoicing): open while the month runs and until the closing
 //     job has stored it, then closed and final;
+//
 //   - GET /billing/invoices, the caller's months, newest first.
+//
+//   - GET /admin/invoices?period=YYYY-MM&format=csv|json, the operator's
+//     export of a month's closed invoices for every customer (operator
+//     token, viewer scope is enough).
 //
 // None of them is metered: looking at a bill never costs quota or money
 // (the routing table says so, routes.Table).
 package billing
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/url"
@@ -27,6 +34,7 @@ import (
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/invoicing"
+	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
@@ -39,10 +47,15 @@ func init() {
 // Handler returns the billing function's handler on d.
 func Handler(d *deps.Deps) (http.Handler, error) {
 	s := &server{store: d.Store, unitPrice: d.Config.UnitPrice, currency: d.Config.Currency, invoices: invoicing.New(d.Config, d.Store)}
+	opts := serve.OptionsFor(d)
+	// Operator routes (GET /admin/invoices) authenticate operator tokens;
+	// the bootstrap token is the users function's to create.
+	opts.Operators = operator.New(d.Store, "")
 	return serve.Router(routes.Billing, d.Gate, serve.Handlers{
 		"GET /billing":          http.HandlerFunc(s.bill),
 		"GET /billing/invoices": http.HandlerFunc(s.list),
-	}, serve.OptionsFor(d))
+		"GET /admin/invoices":   http.HandlerFunc(s.export),
+	}, opts)
 }
 
 // periodStore is the storage the billing function reads; *postgres.Store.
@@ -197,4 +210,47 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 		out.NextCursor = &next
 	}
 	httpapi.JSON(w, http.StatusOK, out)
+}
+
+// export is GET /admin/invoices: a month's closed invoices, every
+// customer, as CSV or JSON (the house list shape). The export is built in
+// memory before the first byte is sent, so a failure half-way is a clean
+// 503, never a truncated file; a very large month is better exported
+// with the exportinvoices command.
+func (s *server) export(w http.ResponseWriter, r *http.Request) {
+	q, err := query(r, "period", "format")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	v, ok := q["period"]
+	if !ok {
+		httpapi.Error(w, r, &shared.Error{Code: shared.EInvalid, Message: "period is required",
+			Fields: []shared.FieldError{{Field: "period", Detail: "is required (YYYY-MM)"}}})
+		return
+	}
+	p, err := invoicing.ParsePeriod("period", v)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	format, ok := q["format"]
+	if !ok {
+		format = invoicing.JSON
+	}
+	var buf bytes.Buffer
+	if _, err := s.invoices.Export(r.Context(), p, format, &buf); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	h := w.Header()
+	if format == invoicing.CSV {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="invoices-`+p.String()+`.csv"`)
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	w.Write(buf.Bytes())
 }

@@ -84,7 +84,7 @@ var CSVHeader = []string{"period", "user_id", "username", "email", "status", "cu
 // user id, as CSV (one row per line item) or JSON ({"items": [...],
 // "next_cursor": null}), streaming in pages, and returns how many. Only
 // closed invoices are exported: a period that is not over is refused
-// (EInvalid); one that is over but not closed yet exports what the
+// (EConflict); one that is over but not closed yet exports what the
 // closing job has stored (nothing before it runs).
 func (s *Service) Export(ctx context.Context, p Period, format string, w io.Writer) (int, error) {
 	if format != CSV && format != JSON {
@@ -92,8 +92,7 @@ func (s *Service) Export(ctx context.Context, p Period, format string, w io.Writ
 			Fields: []shared.FieldError{{Field: "format", Detail: "must be csv or json"}}}
 	}
 	if !s.now().After(p.End()) {
-		return 0, &shared.Error{Code: shared.EInvalid, Message: "period " + p.String() + " is not over; its invoices are open",
-			Fields: []shared.FieldError{{Field: "period", Detail: "is not over"}}}
+		return 0, shared.Errorf(shared.EConflict, "period %s is not over; its invoices are open", p)
 	}
 	var cw *csv.Writer
 	if format == CSV {

@@ -112,6 +112,7 @@ var Table = []Route{
 	{Method: "POST", Path: "/admin/tokens", Function: Users, Auth: AuthOperator},
 	{Method: "DELETE", Path: "/admin/tokens/{id}", Function: Users, Auth: AuthOperator},
 	{Method: "GET", Path: "/admin/audit", Function: Users, Auth: AuthOperator},
+	{Method: "GET", Path: "/admin/invoices", Function: Billing, Auth: AuthOperator},
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
 	{Method: "GET", Path: "/openapi.json", Function: Health, Auth: AuthNone},

@@ -21,7 +21,8 @@ import (
 // cursor or limit is a 422 (a month without an invoice a 404).
 func TestContractInvoices(t *testing.T) {
 	t.Parallel()
-	e := setup(t, options{replicas: 1, env: map[string]string{"BILLING_UNIT_PRICE": "0.015"}})
+	boot, _ := operatorToken.Generate(nil)
+	e := setup(t, options{replicas: 1, env: map[string]string{"BILLING_UNIT_PRICE": "0.015", "OPERATOR_BOOTSTRAP_TOKEN": boot}})
 	key := e.signup("invoices")
 	for i := 0; i < 3; i++ {
 		if r := e.do(req{method: "GET", path: "/usage", key: key}); r.Status != 200 {
@@ -71,6 +72,29 @@ func TestContractInvoices(t *testing.T) {
 	list = e.do(req{method: "GET", path: "/billing/invoices?cursor=" + prev.String(), key: key}).JSON(t)
 	if items, _ := list["items"].([]any); len(items) != 1 || list["next_cursor"] != nil {
 		t.Fatalf("list %v", list)
+	}
+
+	// The operator's export of last month (the users function creates the
+	// bootstrap token on its first operator request).
+	op := map[string]string{"Authorization": "Bearer " + boot}
+	if r := e.do(req{method: "GET", path: "/admin/users", header: op}); r.Status != 200 {
+		t.Fatalf("bootstrap %d %s", r.Status, r.Body)
+	}
+	exp := e.do(req{method: "GET", path: "/admin/invoices?period=" + prev.String(), header: op}).JSON(t)
+	if items, _ := exp["items"].([]any); len(items) != 1 || items[0].(map[string]any)["username"] != "invoices" ||
+		items[0].(map[string]any)["total"] != "1.50" || items[0].(map[string]any)["status"] != "closed" {
+		t.Fatalf("export %v", exp)
+	}
+	csvResp := e.do(req{method: "GET", path: "/admin/invoices?format=csv&period=" + prev.String(), header: op})
+	if lines := strings.Split(strings.TrimSpace(string(csvResp.Body)), "\n"); csvResp.Status != 200 || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "period,user_id,username") || !strings.HasSuffix(lines[1], ",1.50,1.50,1.50") ||
+		!strings.HasPrefix(csvResp.Header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("csv %d %q", csvResp.Status, csvResp.Body)
+	}
+	expectProblem(t, e.do(req{method: "GET", path: "/admin/invoices?period=" + this.String(), header: op}), 409, "conflict")
+	expectProblem(t, e.do(req{method: "GET", path: "/admin/invoices?period=" + prev.String()}), 401, "unauthorized")
+	for _, bad := range []string{"", "?period=2026-13", "?period=" + prev.String() + "&format=xml", "?format=csv"} {
+		expectProblem(t, e.do(req{method: "GET", path: "/admin/invoices" + bad, header: op}), 422, "validation-failed")
 	}
 
 	long := strings.Repeat("7", 4000)

@@ -6,9 +6,9 @@
 //	go run ./shared/cmd/exportinvoices -period 2026-11 -format json
 //
 // It reads the same environment as the functions (DATABASE_URL or the
-// Cloud SQL settings). The operator API's GET /admin/invoices serves the
-// same export once operator authentication exists (package invoicing,
-// Service.Export).
+// Cloud SQL settings). The operator API's GET /admin/invoices (billing
+// function) serves the same export (package invoicing, Service.Export);
+// this command streams, so it suits a month too large for one response.
 package main
 
 import (
