@@ -4,7 +4,8 @@
 #
 #   docker build --build-arg FUNCTION=usage -t ratebill/usage .
 #
-# FUNCTION is users, usage, billing, health or migrate. Build from the
+# FUNCTION is users, usage, billing, health or migrate (which also carries
+# the invoice-closing job at /jobs/closeinvoices). Build from the
 # repository root: each function module reaches ../../shared through its
 # go.mod replace directive, so it builds without the workspace (GOWORK=off).
 
@@ -25,8 +26,11 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       migrate) dir=shared; pkg=./cmd/migrate ;; \
       *) echo "build argument FUNCTION must be users, usage, billing, health or migrate (got '${FUNCTION:-}')" >&2; exit 1 ;; \
     esac; \
-    mkdir -p /out; \
+    mkdir -p /out/jobs; \
     (cd "$dir" && go build -trimpath -ldflags="-s -w" -o /out/app "$pkg"); \
+    if [ "$FUNCTION" = migrate ]; then \
+      (cd shared && go build -trimpath -ldflags="-s -w" -o /out/jobs/closeinvoices ./cmd/closeinvoices); \
+    fi; \
     (cd / && go build -trimpath -ldflags="-s -w" -o /out/healthcheck /src/shared/cmd/healthcheck/main.go)
 
 # distroless/static: CA certificates, /etc/passwd with nonroot (65532), tzdata;
@@ -37,6 +41,9 @@ LABEL org.opencontainers.image.title="ratebill ${FUNCTION}" \
       org.opencontainers.image.source="https://github.com/ratebill/platform"
 COPY --from=build /out/app /app
 COPY --from=build /out/healthcheck /healthcheck
+# The migrate image also carries the monthly closing job
+# (/jobs/closeinvoices, terraform/invoices.tf); the others an empty /jobs.
+COPY --from=build /out/jobs/ /jobs/
 USER 65532:65532
 ENV PORT=8080
 EXPOSE 8080

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/\1/p' go.work)
 
-.PHONY: run run-separate test lint fmt vet staticcheck bench loadtest build clean
+.PHONY: run run-separate close-invoices test lint fmt vet staticcheck bench loadtest build clean
 
 ## run: the whole platform on one machine at http://127.0.0.1:$${PORT:-8080}
 run:
@@ -12,6 +12,10 @@ run:
 ## run-separate: each function its own process behind the gateway (as on Cloud Run)
 run-separate:
 	$(GO) run ./tools/cmd/platform -separate
+
+## close-invoices: close a month's invoices (PERIOD=YYYY-MM, default last month; GRACE=0s to close a month just ended) on $$DATABASE_URL, e.g. the one `make run` logs
+close-invoices:
+	$(GO) run ./shared/cmd/closeinvoices $(if $(PERIOD),-period $(PERIOD)) $(if $(GRACE),-grace $(GRACE))
 
 ## test: every test against real Postgres and Redis started by the harness
 test:
@@ -42,6 +46,7 @@ build:
 	@mkdir -p bin
 	@for f in users usage billing health; do (cd functions/$$f && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/$$f ./cmd) || exit 1; done
 	@cd shared && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/migrate ./cmd/migrate
+	@cd shared && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/closeinvoices ./cmd/closeinvoices
 
 clean:
 	rm -rf bin artifacts

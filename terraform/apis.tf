@@ -9,6 +9,8 @@ locals {
     "monitoring.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    # The monthly invoice-closing schedule (invoices.tf).
+    "cloudscheduler.googleapis.com",
     "cloudtrace.googleapis.com",
     "compute.googleapis.com",
     "iam.googleapis.com",

@@ -41,6 +41,7 @@ locals {
   db_connection_budget = (
     sum(values(local.db_connections_by_function))
     + local.migrate_pool.size + local.migrate_pool.overflow
+    + local.close_invoices_pool.size + local.close_invoices_pool.overflow
     + var.db_reserved_connections
   )
 }
@@ -108,10 +109,10 @@ resource "google_sql_database_instance" "main" {
     precondition {
       condition = local.db_connection_budget <= local.db_max_connections
       error_message = format(
-        "Connection budget exceeded: the functions may open %d connections (%s), the migration job %d and %d are reserved: %d in all, but %s allows %d. Lower max_instances or the pool sizes in var.functions, or choose a bigger db_tier.",
+        "Connection budget exceeded: the functions may open %d connections (%s), the migration and invoice jobs %d and %d are reserved: %d in all, but %s allows %d. Lower max_instances or the pool sizes in var.functions, or choose a bigger db_tier.",
         sum(values(local.db_connections_by_function)),
         join(", ", [for n, c in local.db_connections_by_function : "${n} ${var.functions[n].max_instances}x(${var.functions[n].db_pool_size}+${var.functions[n].db_max_overflow})=${c}"]),
-        local.migrate_pool.size + local.migrate_pool.overflow,
+        local.migrate_pool.size + local.migrate_pool.overflow + local.close_invoices_pool.size + local.close_invoices_pool.overflow,
         var.db_reserved_connections,
         local.db_connection_budget,
         var.db_tier,

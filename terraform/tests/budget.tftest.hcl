@@ -1,5 +1,6 @@
 # The connection budget: max_instances x (DB_POOL_SIZE + DB_MAX_OVERFLOW)
-# summed over the functions, plus the migration job and the reserve, must fit
+# summed over the functions, plus the migration and invoice-closing jobs
+# and the reserve, must fit
 # the Cloud SQL instance's max_connections, or plan fails.
 
 mock_provider "google" {
@@ -11,8 +12,8 @@ variables {
   environment = "dev"
 }
 
-# db-f1-micro allows 25: 2x(2+1) + 2x(2+1) + 1x(2+1) + 1x(2+1) = 18,
-# migration job 2, reserved 5: exactly 25.
+# db-f1-micro allows 25: 2x(2+1) + 2x(2+1) + 1x(2+1) + 1x(1+0) = 16,
+# migration job 2, invoice job 2, reserved 5: exactly 25.
 run "budget_exactly_full_passes" {
   command = plan
 
@@ -22,7 +23,7 @@ run "budget_exactly_full_passes" {
       users   = { max_instances = 2, db_pool_size = 2, db_max_overflow = 1 }
       usage   = { max_instances = 2, db_pool_size = 2, db_max_overflow = 1 }
       billing = { max_instances = 1, db_pool_size = 2, db_max_overflow = 1 }
-      health  = { max_instances = 1, db_pool_size = 2, db_max_overflow = 1 }
+      health  = { max_instances = 1, db_pool_size = 1, db_max_overflow = 0 }
     }
   }
 
@@ -36,12 +37,12 @@ run "budget_exactly_full_passes" {
   }
   # The pool sizes the budget counted are the ones the services get.
   assert {
-    condition     = output.db_connection_budget.by_function == { users = 6, usage = 6, billing = 3, health = 3 }
+    condition     = output.db_connection_budget.by_function == { users = 6, usage = 6, billing = 3, health = 1 }
     error_message = "Per-function connections are max_instances x (db_pool_size + db_max_overflow)."
   }
 }
 
-# One more usage instance: 21 + 2 + 5 = 28 > 25.
+# One more usage instance: 21 + 2 + 2 + 5 = 30 > 25.
 run "budget_exceeded_fails_plan" {
   command = plan
 
@@ -92,7 +93,7 @@ run "explicit_max_connections_is_the_limit" {
   }
 
   assert {
-    condition     = local.db_max_connections == 40 && local.db_connection_budget == 28
+    condition     = local.db_max_connections == 40 && local.db_connection_budget == 30
     error_message = "db_max_connections must override the tier default."
   }
 }

@@ -97,7 +97,7 @@ func loadContract(spec []byte) (*contract, error) {
 	if p == nil || p.Value == nil {
 		return nil, errors.New("components.schemas.Problem is missing")
 	}
-	for _, ct := range []string{"text/html", "text/css", "text/javascript"} {
+	for _, ct := range []string{"text/html", "text/css", "text/javascript", "text/csv"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 	}
 	return &contract{doc: doc, router: router, problem: p.Value, seen: map[string]int{}}, nil
@@ -698,6 +698,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "DELETE", path: "/keys/1", key: key},
 		{method: "GET", path: "/usage", key: key},
 		{method: "GET", path: "/billing", key: key},
+		{method: "GET", path: "/billing/invoices", key: key},
 		{method: "POST", path: "/verify", body: map[string]any{"key": key, "cost": 2}},
 		{method: "POST", path: "/verify/release", body: map[string]string{"release_token": "rt_" + strings.Repeat("B", 43)}},
 		{method: "GET", path: "/auth", header: map[string]string{"X-API-Key": key}},
@@ -713,6 +714,7 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "POST", path: "/admin/tokens", header: op, body: map[string]string{"name": "x", "scope": "admin"}},
 		{method: "DELETE", path: "/admin/tokens/1", header: op},
 		{method: "GET", path: "/admin/audit", header: op},
+		{method: "GET", path: "/admin/invoices?period=2026-10&format=csv", header: op},
 	} {
 		resp := e.do(r)
 		p := expectProblem(t, resp, 503, "service-unavailable")

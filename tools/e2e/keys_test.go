@@ -253,6 +253,8 @@ func TestContractSuspended(t *testing.T) {
 		{method: "GET", path: "/me", key: key},
 		{method: "GET", path: "/usage", key: key},
 		{method: "GET", path: "/billing", key: key},
+		{method: "GET", path: "/billing?period=2026-11", key: key},
+		{method: "GET", path: "/billing/invoices", key: key},
 		{method: "GET", path: "/keys", key: key},
 		{method: "POST", path: "/keys", key: key, body: `{}`},
 		{method: "POST", path: "/keys/1/rotate", key: key},
