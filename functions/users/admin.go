@@ -24,6 +24,7 @@ import (
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/ratelimit"
 )
 
 // adminStore is the storage the operator API uses; *postgres.Store.
@@ -49,9 +50,11 @@ type VersionPublisher interface {
 	PublishVersion(ctx context.Context, userID, version int64) error
 }
 
+var _ VersionPublisher = (*ratelimit.Limiter)(nil)
+
 type admin struct {
 	store     adminStore
-	publisher VersionPublisher // nil: not yet available; AUTH_CACHE_TTL bounds propagation
+	publisher VersionPublisher // nil: none; AUTH_CACHE_TTL bounds propagation
 	maxBody   int64
 	clientIP  httpapi.ClientAddr
 }

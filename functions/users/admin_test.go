@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/deps/depstest"
 	"github.com/ratebill/platform/shared/operator"
+	"github.com/ratebill/platform/shared/ratelimit"
 )
 
 type adminClient struct {
@@ -167,6 +169,13 @@ func TestOperatorAPI(t *testing.T) {
 	var version int64
 	if err := testPool(t, d).QueryRow(context.Background(), `SELECT version FROM users WHERE id = $1`, u).Scan(&version); err != nil || version != 5 {
 		t.Fatalf("users.version %d (%v), want 5: suspend, limit, revoke, clear, reactivate", version, err)
+	}
+
+	// Every change was published: the next decision on any instance
+	// reports the user's version, so cached principals revalidate.
+	res, err := d.Limiter.AllowUser(context.Background(), u, ratelimit.Limit{Requests: 10, Window: time.Minute}, 0)
+	if err != nil || res.Version != version {
+		t.Fatalf("Redis holds version %d (%v), want %d", res.Version, err, version)
 	}
 
 	// The audit log: newest first, one row per change, filtered.

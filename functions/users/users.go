@@ -31,13 +31,8 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 	s := &server{store: d.Store, maxBody: d.Config.MaxBodyBytes, gate: d.Gate}
 	k := &keys{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
-	a := &admin{store: d.Store, maxBody: d.Config.MaxBodyBytes,
+	a := &admin{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
-	// The limiter publishes versions once it can (issue 12's propagation);
-	// until then a change reaches cached principals within AUTH_CACHE_TTL.
-	if p, ok := any(d.Limiter).(VersionPublisher); ok {
-		a.publisher = p
-	}
 	opts := serve.OptionsFor(d)
 	opts.Operators = operator.New(d.Store, d.Config.OperatorBootstrapToken)
 	signup := http.HandlerFunc(s.createUser)
