@@ -12,7 +12,7 @@ import (
 )
 
 func (a *app) auditCommand() *cobra.Command {
-	c := &cobra.Command{Use: "audit", Short: "Read the audit log"}
+	c := group("audit", "Read the audit log")
 	c.AddCommand(a.auditTail())
 	return c
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func (a *app) keysCommand() *cobra.Command {
-	c := &cobra.Command{Use: "keys", Short: "Issue and revoke users' API keys"}
+	c := group("keys", "Issue and revoke users' API keys")
 	c.AddCommand(a.keysIssue(), a.keysRevoke())
 	return c
 }
@@ -101,7 +101,7 @@ func (a *app) deleted(cmd *cobra.Command, path, done string) error {
 }
 
 func (a *app) tokensCommand() *cobra.Command {
-	c := &cobra.Command{Use: "tokens", Short: "List, create and revoke operator tokens"}
+	c := group("tokens", "List, create and revoke operator tokens")
 	c.AddCommand(a.tokensList(), a.tokensCreate(), a.tokensRevoke())
 	return c
 }

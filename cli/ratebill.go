@@ -206,3 +206,20 @@ func (a *app) emit(b []byte) {
 		io.WriteString(w, "\n")
 	}
 }
+
+// group is a command that only holds subcommands: alone it prints its
+// help; with an argument that names none of them it is a usage error
+// (cobra would print the help and succeed).
+func group(name, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   name,
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return cmd.Help()
+		},
+	}
+}

@@ -79,8 +79,9 @@ func writeUsers(w io.Writer, users []User) error {
 	return tw.Flush()
 }
 
-// writeUser is a user as a list of fields (the changes answer with it).
-func writeUser(w io.Writer, u User) error {
+// writeUser is a user as a list of fields (the changes answer with it),
+// then the extra ones.
+func writeUser(w io.Writer, u User, extra ...[2]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row(tw, "id", id(u.ID))
 	row(tw, "username", u.Username)
@@ -96,15 +97,19 @@ func writeUser(w io.Writer, u User) error {
 	}
 	row(tw, "status", st)
 	row(tw, "limit", limitText(u.Limit))
+	for _, e := range extra {
+		row(tw, e[0], e[1])
+	}
 	return tw.Flush()
 }
 
 // writeUserDetail is users show: the user, its usage and its keys.
 func writeUserDetail(w io.Writer, d UserDetail, now time.Time) error {
-	if err := writeUser(w, d.User); err != nil {
+	usage := fmt.Sprintf("%d requests, %d units", d.Usage.TotalRequests, d.Usage.TotalUnits)
+	if err := writeUser(w, d.User, [2]string{"usage", usage}); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "usage     %d requests, %d units\n\n", d.Usage.TotalRequests, d.Usage.TotalUnits)
+	fmt.Fprintln(w)
 	if len(d.Keys) == 0 {
 		_, err := fmt.Fprintln(w, "no keys")
 		return err

@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) usersCommand() *cobra.Command {
-	c := &cobra.Command{Use: "users", Short: "List, show, suspend and limit users"}
+	c := group("users", "List, show, suspend and limit users")
 	c.AddCommand(a.usersList(), a.usersShow(), a.usersSuspend(), a.usersReactivate(), a.usersLimit())
 	return c
 }

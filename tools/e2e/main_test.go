@@ -74,7 +74,8 @@ type env struct {
 type options struct {
 	env         map[string]string
 	databaseURL string
-	replicas    int
+	replicas    int // usage function processes (default 2)
+	users       int // users function processes (default 1)
 }
 
 func setup(t testing.TB, o options) *env {
@@ -97,7 +98,7 @@ func setup(t testing.TB, o options) *env {
 		DatabaseURL: e.dbURL,
 		RedisURL:    e.redis.URL,
 		Env:         envs,
-		Replicas:    map[string]int{routes.Usage: replicas},
+		Replicas:    map[string]int{routes.Usage: replicas, routes.Users: max(o.users, 1)},
 	})
 	backends := map[string]http.Handler{}
 	for fn, urls := range e.stack.Instances {
