@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 MODULES := $(shell sed -n 's/^\t\.\/\(.*\)$$/\1/p' go.work)
 
-.PHONY: run run-separate close-invoices test lint fmt vet staticcheck bench loadtest build clean
+.PHONY: run run-separate close-invoices test lint fmt vet staticcheck bench loadtest build cli clean
 
 ## run: the whole platform on one machine at http://127.0.0.1:$${PORT:-8080}
 run:
@@ -47,6 +47,12 @@ build:
 	@for f in users usage billing health; do (cd functions/$$f && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../../bin/$$f ./cmd) || exit 1; done
 	@cd shared && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/migrate ./cmd/migrate
 	@cd shared && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/closeinvoices ./cmd/closeinvoices
+	@$(MAKE) --no-print-directory cli
+
+## cli: bin/ratebill, the operator's command line (module cli, built without the workspace)
+cli:
+	@mkdir -p bin
+	@cd cli && GOWORK=off CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/ratebill ./cmd/ratebill
 
 clean:
 	rm -rf bin artifacts
