@@ -75,6 +75,7 @@ type options struct {
 	env         map[string]string
 	databaseURL string
 	replicas    int
+	metrics     bool // Prometheus metrics per process (stack.Options.Metrics)
 }
 
 func setup(t testing.TB, o options) *env {
@@ -98,6 +99,7 @@ func setup(t testing.TB, o options) *env {
 		RedisURL:    e.redis.URL,
 		Env:         envs,
 		Replicas:    map[string]int{routes.Usage: replicas},
+		Metrics:     o.metrics,
 	})
 	backends := map[string]http.Handler{}
 	for fn, urls := range e.stack.Instances {
