@@ -34,6 +34,7 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // Header carries the API key.
@@ -50,8 +51,16 @@ type Authenticator struct {
 	cache   *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
 	unknown *expirable.LRU[apikey.Digest, *shared.Error]    // nil: no negative cache; ErrUnknownKey, ErrRevokedKey or ErrExpiredKey
 	group   singleflight.Group
-	used    *useTracker // nil: last use not tracked
+	used    *useTracker          // nil: last use not tracked
+	tel     *telemetry.Telemetry // nil: off
 	now     func() time.Time
+}
+
+// WithTelemetry counts cache hits and misses and Postgres lookup
+// failures through t, and returns a.
+func (a *Authenticator) WithTelemetry(t *telemetry.Telemetry) *Authenticator {
+	a.tel = t
+	return a
 }
 
 // New returns an Authenticator caching up to size principals for ttl.
@@ -81,8 +90,9 @@ func (a *Authenticator) Cached(key string) (shared.Principal, bool) {
 	}
 	p, ok := a.cache.Get(apikey.Hash(key))
 	if !ok || p.Expired(a.now()) {
-		return shared.Principal{}, false
+		return shared.Principal{}, false // Authenticate follows and counts the miss
 	}
+	a.tel.AuthCache(context.Background(), telemetry.CacheHit)
 	a.noteUse(p.KeyID)
 	return p, true
 }
@@ -111,6 +121,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	if a.cache != nil {
 		if p, ok := a.cache.Get(digest); ok {
 			if !p.Expired(a.now()) {
+				a.tel.AuthCache(ctx, telemetry.CacheHit)
 				a.noteUse(p.KeyID)
 				return p, nil
 			}
@@ -119,9 +130,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (shared.Pr
 	}
 	if a.unknown != nil {
 		if err, ok := a.unknown.Get(digest); ok {
+			a.tel.AuthCache(ctx, telemetry.CacheNegativeHit)
 			return shared.Principal{}, err
 		}
 	}
+	a.tel.AuthCache(ctx, telemetry.CacheMiss)
 	return a.lookup(ctx, digest)
 }
 
@@ -146,6 +159,7 @@ func (a *Authenticator) lookup(ctx context.Context, digest apikey.Digest) (share
 		}
 		return shared.Principal{}, err
 	default:
+		a.tel.DependencyError(ctx, telemetry.Postgres)
 		return shared.Principal{}, err // EUnavailable from the store
 	}
 	p := v.(shared.Principal)

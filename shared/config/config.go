@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -142,6 +143,17 @@ type Config struct {
 	// Project is the Google Cloud project, used to link logs to traces.
 	Project string
 
+	// OTelExporter says where metrics and traces go (OTEL_EXPORTER):
+	// "none" (the default: no instruments, nothing exported), "prometheus"
+	// (metrics as Prometheus text on MetricsAddr; spans are recorded for
+	// the logs' trace ids but not exported) or "gcp" (Cloud Monitoring and
+	// Cloud Trace). See docs/observability.md.
+	OTelExporter string
+	// MetricsAddr is the listener of the Prometheus endpoint
+	// (METRICS_ADDR, host:port, default 127.0.0.1:9464), a port of its own
+	// that no public router reaches.
+	MetricsAddr string
+
 	// OperatorBootstrapToken (OPERATOR_BOOTSTRAP_TOKEN; on Google Cloud
 	// from Secret Manager) becomes an admin operator token named
 	// "bootstrap" on the first operator request, if no token has its
@@ -179,6 +191,8 @@ func Defaults() Config {
 		UsageWriteTimeout:     5 * time.Second,
 		MaxBodyBytes:          16 << 10,
 		LogLevel:              slog.LevelInfo,
+		OTelExporter:          "none",
+		MetricsAddr:           "127.0.0.1:9464",
 	}
 }
 
@@ -197,6 +211,7 @@ var Variables = []string{
 	"CLIENT_IP_HEADER", "HTTP_READ_HEADER_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_WRITE_TIMEOUT", "HTTP_IDLE_TIMEOUT",
 	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT", "KEYS_PER_USER_MAX", "KEYS_LAST_USED_FLUSH",
 	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT", "OPERATOR_BOOTSTRAP_TOKEN",
+	"OTEL_EXPORTER", "METRICS_ADDR",
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -272,6 +287,20 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Project = p.str("GOOGLE_CLOUD_PROJECT")
+	switch v := p.str("OTEL_EXPORTER"); v {
+	case "":
+	case "none", "prometheus", "gcp":
+		c.OTelExporter = v
+	default:
+		p.fail("OTEL_EXPORTER", v, "none, prometheus or gcp")
+	}
+	if v := p.str("METRICS_ADDR"); v != "" {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			p.fail("METRICS_ADDR", v, "host:port such as 127.0.0.1:9464")
+		} else {
+			c.MetricsAddr = v
+		}
+	}
 	if c.OperatorBootstrapToken = p.str("OPERATOR_BOOTSTRAP_TOKEN"); c.OperatorBootstrapToken != "" {
 		if (apikey.Format{Prefix: "rbo_"}).Validate(c.OperatorBootstrapToken) != nil {
 			// The value is a secret: never repeated in the message.

@@ -70,6 +70,8 @@ func TestBadValues(t *testing.T) {
 		{"INIT_DB", "maybe", "INIT_DB=\"maybe\": want true or false"},
 		{"DB_POOL_SIZE", "0", "DB_POOL_SIZE=\"0\""},
 		{"LOG_LEVEL", "loud", "LOG_LEVEL=\"loud\": want debug, info, warn or error"},
+		{"OTEL_EXPORTER", "jaeger", "OTEL_EXPORTER=\"jaeger\": want none, prometheus or gcp"},
+		{"METRICS_ADDR", "9464", "METRICS_ADDR=\"9464\": want host:port such as 127.0.0.1:9464"},
 		{"DATABASE_URL", "mysql://x", "DATABASE_URL: scheme \"mysql\" not supported"},
 		{"REDIS_URL", "localhost:6379", "REDIS_URL: want redis://"},
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/ratebill/platform/shared/postgres"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/redisconn"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // Deps is one instance's dependencies.
@@ -38,11 +39,23 @@ type Deps struct {
 	Auth     *auth.Authenticator
 	Recorder *meter.Recorder
 	Gate     *gate.Gate
+	// Telemetry is the instance's metrics and tracing; nil: off.
+	Telemetry *telemetry.Telemetry
+}
+
+// Option changes what New builds.
+type Option func(*Deps)
+
+// WithTelemetry instruments the dependencies (gate, recorder,
+// authenticator, and the routers built on them) with t, which Close
+// flushes last.
+func WithTelemetry(t *telemetry.Telemetry) Option {
+	return func(d *Deps) { d.Telemetry = t }
 }
 
 // New builds the dependencies for cfg. It does no I/O; an error is a
 // configuration error (say, a REDIS_URL that does not parse).
-func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
+func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Deps, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -51,23 +64,21 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		return nil, err
 	}
 	store := postgres.New(cfg)
-	d := &Deps{
-		Config:  cfg,
-		Logger:  logger,
-		Store:   store,
-		Redis:   rdb,
-		Limiter: ratelimit.New(rdb).WithLedger(store),
-		Auth: auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize).
-			WithUseTracking(store, cfg.KeyLastUsedFlush, logger),
-		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
+	d := &Deps{Config: cfg, Logger: logger, Store: store, Redis: rdb}
+	for _, o := range opts {
+		o(d)
 	}
+	d.Limiter = ratelimit.New(rdb).WithLedger(store)
+	d.Auth = auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize).
+		WithUseTracking(store, cfg.KeyLastUsedFlush, logger).WithTelemetry(d.Telemetry)
+	d.Recorder = meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout, Telemetry: d.Telemetry})
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
 		UserLimit:     ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
 		SignupLimit:   ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
 		FailOpen:      cfg.RateLimitFailOpen,
 		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
 		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
-	}).WithReleaser(store)
+	}).WithReleaser(store).WithTelemetry(d.Telemetry)
 	return d, nil
 }
 
@@ -105,12 +116,16 @@ func (d *Deps) Check(ctx context.Context) []Check {
 }
 
 // Close flushes pending usage writes, then closes the pool and the Redis
-// client. Calls arriving afterwards get shared.ErrShuttingDown (503).
+// client, and last flushes the telemetry (the usage still pending when
+// the drain began and when it ended, the last batches' metrics and
+// spans). Calls arriving afterwards get shared.ErrShuttingDown (503).
 func (d *Deps) Close(ctx context.Context) error {
 	var errs []error
+	d.Telemetry.PendingAtShutdown(ctx, "begin", d.Recorder.Pending())
 	if err := d.Recorder.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("flushing usage: %w", err))
 	}
+	d.Telemetry.PendingAtShutdown(ctx, "end", d.Recorder.Pending())
 	// Last use is approximate by design: a flush that fails (Postgres is
 	// down) loses only those timestamps, acknowledged to nobody, so it
 	// is logged and does not fail the shutdown.
@@ -120,6 +135,11 @@ func (d *Deps) Close(ctx context.Context) error {
 	d.Store.Close()
 	if err := d.Redis.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing redis: %w", err))
+	}
+	// Export failures are logged (telemetry.Setup's error handler); they
+	// never fail the drain of a service whose usage is safe.
+	if err := d.Telemetry.Shutdown(ctx); err != nil {
+		d.Logger.Warn("flushing telemetry at shutdown failed", "error", err.Error())
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/ratelimit"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // KeyHeader carries the API key.
@@ -110,6 +111,7 @@ type Gate struct {
 	auth     authenticator
 	limiter  limiter
 	recorder recorder
+	tel      *telemetry.Telemetry // nil: off
 	opts     Options
 	denied   string // the 429 detail for the user limit, formatted once
 }
@@ -124,6 +126,14 @@ func New(a authenticator, l limiter, r recorder, o Options) *Gate {
 // returns g.
 func (g *Gate) WithReleaser(r releaser) *Gate {
 	g.releaser = r
+	return g
+}
+
+// WithTelemetry counts the gate's decisions and traces its Redis decision
+// and Postgres write as children of the request's span through t, and
+// returns g.
+func (g *Gate) WithTelemetry(t *telemetry.Telemetry) *Gate {
+	g.tel = t
 	return g
 }
 
@@ -251,6 +261,7 @@ func (g *Gate) revalidate(ctx context.Context, p shared.Principal, ver int64) (s
 func (g *Gate) checkVersion(ctx context.Context, p shared.Principal) (shared.Principal, error) {
 	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
 	if err != nil {
+		g.tel.DependencyError(ctx, telemetry.Redis)
 		return p, nil
 	}
 	return g.revalidate(ctx, p, res.Version)
@@ -270,7 +281,10 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
-	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), cost)
+	dctx, span := g.tel.Start(ctx, telemetry.SpanDecision)
+	res, err := g.limiter.AllowUser(dctx, p.UserID, g.LimitFor(p), cost)
+	telemetry.EndSpan(span, err)
+	g.decided(ctx, telemetry.LimitUser, res.Allowed, err)
 	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
 		return m, err
 	}
@@ -294,7 +308,9 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	if c.Releasable {
 		m.ReleaseToken, ev.ReleaseHash = newReleaseToken()
 	}
-	m.Usage, err = g.recorder.Record(ctx, ev)
+	rctx, span := g.tel.Start(ctx, telemetry.SpanRecord)
+	m.Usage, err = g.recorder.Record(rctx, ev)
+	telemetry.EndSpan(span, err)
 	if err != nil || m.Usage.Duplicate {
 		// Not newly billed: give the quota back.
 		if m.Limited {
@@ -382,6 +398,20 @@ func (g *Gate) failOpen(ctx context.Context, key string, err error) bool {
 		httpapi.Logger(ctx).WarnContext(ctx, "limit not enforced: redis unavailable (RATE_LIMIT_FAIL_OPEN)", "key", key, "error", err.Error())
 	}
 	return g.opts.FailOpen
+}
+
+// decided counts a decision on a quota of kind l: allowed, denied, or an
+// error (Redis could not decide; also a Redis error).
+func (g *Gate) decided(ctx context.Context, l telemetry.Limit, allowed bool, err error) {
+	switch {
+	case err != nil:
+		g.tel.Decision(ctx, l, telemetry.Error)
+		g.tel.DependencyError(ctx, telemetry.Redis)
+	case allowed:
+		g.tel.Decision(ctx, l, telemetry.Allowed)
+	default:
+		g.tel.Decision(ctx, l, telemetry.Denied)
+	}
 }
 
 func (g *Gate) refund(ctx context.Context, user int64, res ratelimit.Result, n int64) {
@@ -497,6 +527,7 @@ func (g *Gate) IPLimited(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := "ip:" + httpapi.ClientIP(r, g.opts.ClientAddr)
 		res, err := g.limiter.AllowN(r.Context(), key, g.opts.SignupLimit, 1)
+		g.decided(r.Context(), telemetry.LimitSignup, res.Allowed, err)
 		enforced := err == nil
 		if err != nil && g.failOpen(r.Context(), key, err) {
 			err = nil

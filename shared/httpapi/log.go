@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ratebill/platform/shared"
 )
@@ -53,6 +54,9 @@ type requestInfo struct {
 	id    string
 	base  *slog.Logger
 	trace string // "projects/P/traces/T", or ""
+	// span is the request's span (shared/telemetry) when one is in the
+	// context: its id goes into the log lines beside the trace.
+	span trace.SpanContext
 	// malformedID: the client sent an X-Request-Id that breaks the rule.
 	malformedID bool
 	once        sync.Once
@@ -64,6 +68,10 @@ func (ri *requestInfo) logger() *slog.Logger {
 		ri.log = ri.base.With("request_id", ri.id)
 		if ri.trace != "" {
 			ri.log = ri.log.With("logging.googleapis.com/trace", ri.trace)
+			if ri.span.IsValid() {
+				ri.log = ri.log.With("logging.googleapis.com/spanId", ri.span.SpanID().String(),
+					"logging.googleapis.com/trace_sampled", ri.span.IsSampled())
+			}
 		}
 	})
 	return ri.log
@@ -124,7 +132,10 @@ const RequestIDHeader = "X-Request-Id"
 // Middleware wraps h with what every function does around a request:
 // a request id (the client's X-Request-Id when well-formed, else a new
 // UUIDv7), a panic guard answering 500, and one Cloud Logging request log
-// line with status and latency. project links logs to Cloud Trace.
+// line with status and latency. project links logs to Cloud Trace: the
+// lines carry the trace id of the request's span when telemetry put one
+// in the context (shared/telemetry's Handler runs outside this one),
+// else of its traceparent or X-Cloud-Trace-Context header.
 func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handler {
 	sampler := &logSampler{limit: refusedLogsPerSecond}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,8 +151,15 @@ func Middleware(h http.Handler, logger *slog.Logger, project string) http.Handle
 		}
 		w.Header()[RequestIDHeader] = []string{id} // canonical already
 		ri := &requestInfo{id: id, base: logger, malformedID: malformed}
-		if trace := traceID(r); trace != "" && project != "" {
-			ri.trace = "projects/" + project + "/traces/" + trace
+		if project != "" {
+			// The request's span (telemetry on) has joined the incoming
+			// trace or started one: its trace id is the one to log.
+			// Without a span, the client's header's.
+			if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+				ri.trace, ri.span = "projects/"+project+"/traces/"+sc.TraceID().String(), sc
+			} else if id := traceID(r); id != "" {
+				ri.trace = "projects/" + project + "/traces/" + id
+			}
 		}
 		ctx := context.WithValue(r.Context(), requestKey, ri)
 		r = r.WithContext(ctx)

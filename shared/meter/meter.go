@@ -21,6 +21,7 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/group"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // Event is one metered request.
@@ -46,6 +47,8 @@ type Options struct {
 	MaxInFlight int
 	// Timeout bounds one write, retry included (default 5 s).
 	Timeout time.Duration
+	// Telemetry records each write's size, duration and failure; nil: off.
+	Telemetry *telemetry.Telemetry
 }
 
 // Recorder groups concurrent Record calls into shared writes.
@@ -106,6 +109,7 @@ func (r *Recorder) write(batch []*call) {
 	for i, c := range batch {
 		events[i] = c.ev
 	}
+	start := time.Now()
 	res, err := r.w.WriteUsage(ctx, events)
 	retried := false
 	if err != nil && ctx.Err() == nil {
@@ -122,9 +126,11 @@ func (r *Recorder) write(batch []*call) {
 	if err != nil && len(batch) > 1 && shared.ErrorCode(err) != shared.EUnavailable && ctx.Err() == nil {
 		// A data error (say, an event of a user deleted meanwhile) must
 		// not fail its neighbours: write them one by one.
+		r.opts.Telemetry.UsageWrite(ctx, len(batch), time.Since(start), err)
 		r.writeEach(ctx, batch)
 		return
 	}
+	r.opts.Telemetry.UsageWrite(ctx, len(batch), time.Since(start), err)
 	r.mu.Lock()
 	r.stats.Writes++
 	r.stats.Events += int64(len(batch))
@@ -147,7 +153,9 @@ func (r *Recorder) write(batch []*call) {
 
 func (r *Recorder) writeEach(ctx context.Context, batch []*call) {
 	for _, c := range batch {
+		start := time.Now()
 		res, err := r.w.WriteUsage(ctx, []Event{c.ev})
+		r.opts.Telemetry.UsageWrite(ctx, 1, time.Since(start), err)
 		if err != nil {
 			c.err = err
 		} else {

@@ -18,6 +18,7 @@ import (
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/routes"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // Handlers maps a route's Key ("GET /usage") to its handler: the
@@ -34,6 +35,10 @@ type Options struct {
 	// Operators authenticates the rows with routes.AuthOperator; a
 	// function with such rows must set it.
 	Operators Operators
+	// Telemetry traces every request and counts it by route (the
+	// routing table's path, never the raw URL), method and status; nil:
+	// off.
+	Telemetry *telemetry.Telemetry
 }
 
 // Operators wraps the handler of an operator route; *operator.Authenticator.
@@ -58,9 +63,13 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		o.Logger = slog.Default()
 	}
 	paths := map[string]map[string]http.Handler{}
+	label := map[string]string{} // served path -> the route label: its row's path
 	add := func(path, method string, h http.Handler) error {
 		if paths[path] == nil {
 			paths[path] = map[string]http.Handler{}
+		}
+		if _, ok := label[path]; !ok {
+			label[path] = path
 		}
 		if _, dup := paths[path][method]; dup {
 			return fmt.Errorf("serve: %s %s is routed twice", method, path)
@@ -106,11 +115,13 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		}
 		if row.Prefix {
 			prefixes = append(prefixes, row.Path+"/")
+			label[row.Path+"/"] = row.Path
 			if err := add(row.Path+"/", row.Method, h); err != nil {
 				return nil, err
 			}
 		}
 		if row.Root {
+			label["/"] = row.Path
 			if err := add("/", row.Method, h); err != nil {
 				return nil, err
 			}
@@ -124,17 +135,20 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 	mux := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/livez":
+			telemetry.SetRoute(r.Context(), "/livez")
 			// The pid tells a supervisor (tools/stack) that the process it
 			// started, not another on a reused port, is the one answering.
 			// Internal path: no gateway routes it.
 			httpapi.JSON(w, http.StatusOK, map[string]any{"status": "ok", "pid": os.Getpid()})
 			return
 		case "/readyz":
+			telemetry.SetRoute(r.Context(), "/readyz")
 			ready(w, r, o.Ready)
 			return
 		}
-		methods, ok := paths[r.URL.Path]
-		if ok && routes.IsPattern(r.URL.Path) {
+		served := r.URL.Path
+		methods, ok := paths[served]
+		if ok && routes.IsPattern(served) {
 			// A literal "{id}" in the request is not the pattern.
 			methods, ok = nil, false
 		}
@@ -143,7 +157,7 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 				break
 			}
 			if vals, match := routes.Match(p, r.URL.Path); match {
-				methods, ok = paths[p], true
+				methods, ok, served = paths[p], true, p
 				for i, name := range routes.Vars(p) {
 					r.SetPathValue(name, vals[i])
 				}
@@ -152,7 +166,11 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		for _, p := range prefixes {
 			if !ok && strings.HasPrefix(r.URL.Path, p) {
 				methods, ok = paths[p]
+				served = p
 			}
+		}
+		if ok {
+			telemetry.SetRoute(r.Context(), label[served])
 		}
 		if !ok {
 			httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no route for %s", r.URL.Path))
@@ -176,7 +194,9 @@ func Router(fn string, g *gate.Gate, handlers Handlers, o Options) (http.Handler
 		}
 		h.ServeHTTP(w, r)
 	})
-	return httpapi.Middleware(mux, o.Logger, o.Project), nil
+	// Telemetry outside the request middleware: the request's span is in
+	// the context when the middleware builds the log lines' trace.
+	return o.Telemetry.Handler(httpapi.Middleware(mux, o.Logger, o.Project)), nil
 }
 
 func ready(w http.ResponseWriter, r *http.Request, checks func(context.Context) []deps.Check) {
@@ -198,5 +218,5 @@ func ready(w http.ResponseWriter, r *http.Request, checks func(context.Context) 
 
 // OptionsFor returns the router options of an instance built on d.
 func OptionsFor(d *deps.Deps) Options {
-	return Options{Logger: d.Logger, Project: d.Config.Project, Ready: d.Check}
+	return Options{Logger: d.Logger, Project: d.Config.Project, Ready: d.Check, Telemetry: d.Telemetry}
 }

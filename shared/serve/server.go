@@ -18,6 +18,7 @@ import (
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/telemetry"
 )
 
 // ShutdownGrace bounds the drain on SIGTERM; Cloud Run allows 10 s.
@@ -160,7 +161,15 @@ func Serve(ctx context.Context, ln net.Listener, srv *http.Server, d *deps.Deps)
 // handler that build wires on them, and Run. Errors exit non-zero.
 func Main(build func(*deps.Deps) (http.Handler, error)) {
 	cfg, logger := Setup()
-	d, err := deps.New(cfg, logger)
+	tel, err := telemetry.Setup(context.Background(), cfg, logger)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "telemetry: %v\n", err)
+		os.Exit(2)
+	}
+	if u := tel.MetricsURL(); u != "" {
+		logger.Info("serving metrics", "url", u)
+	}
+	d, err := deps.New(cfg, logger, deps.WithTelemetry(tel))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "configuration: %v\n", err)
 		os.Exit(2)

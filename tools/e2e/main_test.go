@@ -74,8 +74,9 @@ type env struct {
 type options struct {
 	env         map[string]string
 	databaseURL string
-	replicas    int // usage function processes (default 2)
-	users       int // users function processes (default 1)
+	replicas    int  // usage function processes (default 2)
+	users       int  // users function processes (default 1)
+	metrics     bool // Prometheus metrics per process (stack.Options.Metrics)
 }
 
 func setup(t testing.TB, o options) *env {
@@ -99,6 +100,7 @@ func setup(t testing.TB, o options) *env {
 		RedisURL:    e.redis.URL,
 		Env:         envs,
 		Replicas:    map[string]int{routes.Usage: replicas, routes.Users: max(o.users, 1)},
+		Metrics:     o.metrics,
 	})
 	backends := map[string]http.Handler{}
 	for fn, urls := range e.stack.Instances {

@@ -40,6 +40,10 @@ type Options struct {
 	RedisURL    string            // required: REDIS_URL of every process
 	Env         map[string]string // extra environment for every function process; overrides the defaults
 	Replicas    map[string]int    // function name -> number of processes (default 1; 0 also means 1)
+	// Metrics serves each process's metrics as Prometheus text
+	// (OTEL_EXPORTER=prometheus) on a loopback port of its own
+	// (METRICS_ADDR), listed in Fleet.Metrics.
+	Metrics bool
 }
 
 // Stack is the Fleet of one test.
@@ -54,6 +58,10 @@ type Fleet struct {
 	// Instances maps function name (routes.Users, ...) to the base URLs of
 	// its processes, e.g. "http://127.0.0.1:41234".
 	Instances map[string][]string
+	// Metrics maps function name to the Prometheus URLs of its processes
+	// ("http://127.0.0.1:PORT/metrics", in the order of Instances) when
+	// FleetOptions.Metrics is set.
+	Metrics map[string][]string
 
 	procs map[string][]*instance
 	all   []*instance
@@ -67,6 +75,8 @@ type FleetOptions struct {
 	// Dir is the working folder of the processes (the tests use an empty
 	// one, so no .env of the repository is picked up); default LogDir.
 	Dir string
+	// Metrics: see Options.Metrics.
+	Metrics bool
 }
 
 // StartFleet builds the four function binaries (once per process) and
@@ -95,6 +105,7 @@ func StartFleet(opt FleetOptions) (*Fleet, error) {
 				env:     opt.Env,
 				dir:     opt.Dir,
 				logPath: filepath.Join(opt.LogDir, fmt.Sprintf("%s-%d.log", fn, i)),
+				metrics: opt.Metrics,
 			}
 			f.procs[fn] = append(f.procs[fn], in)
 			f.all = append(f.all, in)
@@ -113,6 +124,12 @@ func StartFleet(opt FleetOptions) (*Fleet, error) {
 	for fn, ins := range f.procs {
 		for _, in := range ins {
 			f.Instances[fn] = append(f.Instances[fn], in.url())
+			if in.metrics {
+				if f.Metrics == nil {
+					f.Metrics = map[string][]string{}
+				}
+				f.Metrics[fn] = append(f.Metrics[fn], "http://127.0.0.1:"+strconv.Itoa(in.metricsPort)+"/metrics")
+			}
 		}
 	}
 	return f, nil
@@ -157,7 +174,7 @@ func Start(t testing.TB, opt Options) *Stack {
 	if opt.DatabaseURL == "" || opt.RedisURL == "" {
 		t.Fatal("stack.Start: Options.DatabaseURL and Options.RedisURL are required (stack.Postgres(t), stack.Redis(t).URL)")
 	}
-	f, err := StartFleet(FleetOptions{Env: processEnv(opt), Replicas: opt.Replicas, LogDir: t.TempDir()})
+	f, err := StartFleet(FleetOptions{Env: processEnv(opt), Replicas: opt.Replicas, LogDir: t.TempDir(), Metrics: opt.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,9 +239,11 @@ type instance struct {
 	env     []string
 	dir     string
 	logPath string
+	metrics bool // serve Prometheus metrics on metricsPort
 
-	mu      sync.Mutex
-	port    int
+	mu          sync.Mutex
+	port        int
+	metricsPort int // chosen at the first start, kept on restarts
 	cmd     *exec.Cmd
 	done    chan struct{}
 	err     error // Wait's result, read after done is closed
@@ -285,6 +304,16 @@ func (in *instance) run(port int) error {
 	fmt.Fprintf(logf, "=== stack: starting %s on port %d\n", in.name, port)
 	cmd := exec.Command(in.bin)
 	cmd.Env = append(slices.Clone(in.env), "PORT="+strconv.Itoa(port))
+	if in.metrics {
+		if in.metricsPort == 0 {
+			if in.metricsPort, err = devserver.FreePort(); err != nil {
+				logf.Close()
+				in.mu.Unlock()
+				return err
+			}
+		}
+		cmd.Env = append(cmd.Env, "OTEL_EXPORTER=prometheus", "METRICS_ADDR=127.0.0.1:"+strconv.Itoa(in.metricsPort))
+	}
 	// A folder of its own: no .env of the repository is picked up.
 	cmd.Dir = in.dir
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -17,8 +17,9 @@ import (
 // New returns dependencies configured by vars over the defaults
 // DATABASE_URL (a fresh database cloned from the migrated template),
 // REDIS_URL (the test server), INIT_DB=false and LOG_LEVEL=warn, with
-// logs discarded. They are closed at the test's cleanup.
-func New(t testing.TB, vars map[string]string) *deps.Deps {
+// logs discarded, and opts (deps.WithTelemetry). They are closed at the
+// test's cleanup.
+func New(t testing.TB, vars map[string]string, opts ...deps.Option) *deps.Deps {
 	t.Helper()
 	env := map[string]string{"INIT_DB": "false", "LOG_LEVEL": "warn"}
 	if _, ok := vars["DATABASE_URL"]; !ok {
@@ -34,7 +35,7 @@ func New(t testing.TB, vars map[string]string) *deps.Deps {
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
 	}
-	d, err := deps.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	d, err := deps.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})), opts...)
 	if err != nil {
 		t.Fatalf("dependencies: %v", err)
 	}
