@@ -43,10 +43,12 @@ for i = 1, #KEYS / 2 do
       end
     end
   end
-  local cur = redis.call('HMGET', key, 's', 'n', 'm')
-  local same = tonumber(cur[1]) == start
+  local cur = redis.call('HMGET', key, 's', 'n', 'm', 'w')
+  local curStart, curWindow = tonumber(cur[1]), tonumber(cur[4])
+  local resized = curStart and curWindow and curWindow ~= window and curStart + curWindow > start
+  local same = curStart == start and not resized
   local allowed, used = 0, 0
-  if marker and start * 1000000 <= marker and not (same and tonumber(cur[3]) == marker) then
+  if marker and (start * 1000000 <= marker or resized) and not (same and tonumber(cur[3]) == marker) then
     allowed = 2
   else
     if same then
@@ -58,10 +60,10 @@ for i = 1, #KEYS / 2 do
       if same then
         redis.call('HSET', key, 'n', used)
       elseif marker then
-        redis.call('HSET', key, 's', start, 'n', used, 'm', marker)
+        redis.call('HSET', key, 's', start, 'n', used, 'w', window, 'm', marker)
         redis.call('EXPIREAT', key, start + window + 1)
       else
-        redis.call('HSET', key, 's', start, 'n', used)
+        redis.call('HSET', key, 's', start, 'n', used, 'w', window)
         redis.call('EXPIREAT', key, start + window + 1)
       end
     end

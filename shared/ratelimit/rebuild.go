@@ -32,6 +32,13 @@ import (
 // several instances at once are safe. On the normal path this costs no
 // round trip: the marker is read in the decision's own script.
 //
+// A change of the user's window length (a limit override set or
+// cleared) is rebuilt the same way: counters record their window length,
+// and a counter of another length whose window overlaps the new one
+// counted another span, so the units already admitted in the new window
+// are read from the ledger rather than forgotten (or, for windows that
+// start at the same second, taken from the old count).
+//
 // The bound: units admitted in the window before the loss but not yet
 // in the ledger when it is read (in flight: admitted in Redis, their
 // group-commit write not yet committed) are not counted, so a window

@@ -126,6 +126,60 @@ func TestRebuildFromLedger(t *testing.T) {
 	}
 }
 
+// TestRebuildOnWindowChange: when a user's window length changes (a limit
+// override set or cleared) while the counter's window still overlaps the
+// new one, the new window is seeded from the ledger: the units admitted
+// in it under the old length count, whatever the age of the user's
+// marker. (Before, an old marker let a shortened window start from zero
+// and a young one rebuilt it: the test of package gate saw both.)
+func TestRebuildOnWindowChange(t *testing.T) {
+	t.Parallel()
+	for _, tc := range versionClients() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rdb := tc.rdb(t)
+			ctx := context.Background()
+			user := uniqueUser()
+			var asked, held atomic.Int64
+			lim := ratelimit.New(rdb).WithLedger(ledgerFunc(func(_ context.Context, u int64, _ time.Time, _ bool) (int64, error) {
+				asked.Add(1)
+				return held.Load(), nil
+			}))
+			hour := ratelimit.Limit{Requests: 50, Window: time.Hour}
+			minute := ratelimit.Limit{Requests: 15, Window: time.Minute}
+			first, err := lim.AllowUser(ctx, user, hour, 10)
+			if err != nil || !first.Allowed || asked.Load() != 1 {
+				t.Fatalf("first decision %+v %v, asked %d", first, err, asked.Load())
+			}
+			// A marker from long before any window of the test (Redis's
+			// clock): no loss to suspect, only the change of length.
+			if err := rdb.HSet(ctx, fmt.Sprintf("rl:u:{user:%d}", user), "m", first.WindowStart.Add(-48*time.Hour).UnixMicro()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := lim.AllowUser(ctx, user, hour, 2); err != nil || !r.Allowed || r.Used != 12 || asked.Load() != 1 {
+				t.Fatalf("same length, old marker: %+v %v, asked %d; want 12 used, no ledger", r, err, asked.Load())
+			}
+			// Down to a minute: the ledger holds 12 units in it.
+			held.Store(12)
+			r, err := lim.AllowUser(ctx, user, minute, 5)
+			if err != nil || r.Allowed || r.Used != 12 || asked.Load() != 2 {
+				t.Fatalf("shortened window: %+v %v, asked %d; want 5 refused on 12 used, from the ledger", r, err, asked.Load())
+			}
+			if r, err = lim.AllowUser(ctx, user, minute, 3); err != nil || !r.Allowed || r.Used != 15 || asked.Load() != 2 {
+				t.Fatalf("after the seed: %+v %v, asked %d", r, err, asked.Load())
+			}
+			// Back to the hour: its units come from the ledger again.
+			held.Store(40)
+			if r, err = lim.AllowUser(ctx, user, hour, 5); err != nil || !r.Allowed || r.Used != 45 || asked.Load() != 3 {
+				t.Fatalf("lengthened window: %+v %v, asked %d; want 45 used", r, err, asked.Load())
+			}
+			if r, err = lim.AllowUser(ctx, user, hour, 5); err != nil || !r.Allowed || r.Used != 50 || asked.Load() != 3 {
+				t.Fatalf("after the second seed: %+v %v, asked %d", r, err, asked.Load())
+			}
+		})
+	}
+}
+
 // TestRebuildConcurrent: many concurrent decisions on two limiters (two
 // instances) after a loss: the window is seeded from the ledger, whoever
 // seeds, as many times as they race, and the units admitted on top are

@@ -28,15 +28,15 @@ local now = tonumber(t[1])
 if now - (now % window) ~= start then
   return -1
 end
-local cur = redis.call('HMGET', KEYS[1], 's', 'n')
+local cur = redis.call('HMGET', KEYS[1], 's', 'n', 'w')
 local n = 0
-if tonumber(cur[1]) == start then
+if tonumber(cur[1]) == start and (not tonumber(cur[3]) or tonumber(cur[3]) == window) then
   n = tonumber(cur[2]) or 0
 end
 local ledger = tonumber(ARGV[4])
 if ledger > n then
   n = ledger
 end
-redis.call('HSET', KEYS[1], 's', start, 'n', n, 'm', marker)
+redis.call('HSET', KEYS[1], 's', start, 'n', n, 'w', window, 'm', marker)
 redis.call('EXPIREAT', KEYS[1], start + window + 1)
 return n

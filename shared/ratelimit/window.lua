@@ -1,7 +1,8 @@
 -- Fixed-window rate limit decision, atomic in one round trip.
 --
 -- KEYS[1]  the counter: a hash {s = window start (unix s), n = used,
---          m = the marker it was built under (a user's quota only)}
+--          w = window length (s), m = the marker it was built under (a
+--          user's quota only)}
 -- KEYS[2]  optional: the user's hash {v = version, m = marker} (a user's
 --          quota only); its version is returned, 0 when absent
 -- ARGV[1]  limit: units allowed per window
@@ -26,6 +27,11 @@
 -- may have admitted units Redis no longer knows of, so unless its
 -- counter was built under the current marker the script does not decide:
 -- it answers 2 and the caller seeds the counter from the ledger.
+-- The same holds when the user's window length changed (a limit override
+-- set or cleared) while the counter's window still overlaps the new one:
+-- the counter counted another span, so the units already admitted in the
+-- new window are only known to the ledger. Without that, a change of
+-- window would forget them or not, depending on the marker's age.
 -- (Shape after go-redis/redis_rate's GCRA script: one key, TIME inside,
 -- expiry set with the write.)
 local limit = tonumber(ARGV[1])
@@ -49,9 +55,12 @@ if #KEYS > 1 then
   end
 end
 
-local cur = redis.call('HMGET', KEYS[1], 's', 'n', 'm')
-local same = tonumber(cur[1]) == start
-if marker and start * 1000000 <= marker and not (same and tonumber(cur[3]) == marker) then
+local cur = redis.call('HMGET', KEYS[1], 's', 'n', 'm', 'w')
+local curStart, curWindow = tonumber(cur[1]), tonumber(cur[4])
+-- A counter without w predates it and was built for this window length.
+local resized = curStart and curWindow and curWindow ~= window and curStart + curWindow > start
+local same = curStart == start and not resized
+if marker and (start * 1000000 <= marker or resized) and not (same and tonumber(cur[3]) == marker) then
   return {2, 0, start, t[1], t[2], version, marker}
 end
 local used = 0
@@ -67,10 +76,10 @@ if cost > 0 then
   if same then
     redis.call('HSET', KEYS[1], 'n', used) -- expiry already set this window
   elseif marker then
-    redis.call('HSET', KEYS[1], 's', start, 'n', used, 'm', marker)
+    redis.call('HSET', KEYS[1], 's', start, 'n', used, 'w', window, 'm', marker)
     redis.call('EXPIREAT', KEYS[1], start + window + 1)
   else
-    redis.call('HSET', KEYS[1], 's', start, 'n', used)
+    redis.call('HSET', KEYS[1], 's', start, 'n', used, 'w', window)
     redis.call('EXPIREAT', KEYS[1], start + window + 1)
   end
 end
