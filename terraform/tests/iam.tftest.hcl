@@ -57,15 +57,16 @@ run "function_account_has_only_its_roles" {
     }
   }
 
-  # Project roles: exactly these four, nothing broad.
+  # Project roles: exactly these five, nothing broad.
   assert {
     condition = toset([for b in google_project_iam_member.fn : b.role]) == toset([
       "roles/cloudsql.client",
       "roles/cloudsql.instanceUser",
       "roles/logging.logWriter",
       "roles/cloudtrace.agent",
+      "roles/monitoring.metricWriter",
     ])
-    error_message = "A function's account must have exactly cloudsql.client, cloudsql.instanceUser, logging.logWriter and cloudtrace.agent."
+    error_message = "A function's account must have exactly cloudsql.client, cloudsql.instanceUser, logging.logWriter, cloudtrace.agent and monitoring.metricWriter."
   }
   assert {
     condition     = alltrue([for b in google_project_iam_member.fn : b.member == "serviceAccount:ratebill-dev-usage@ratebill-test.iam.gserviceaccount.com"])
