@@ -279,6 +279,15 @@ gen=$work/generated.md
 			echo
 			echo "Grouped usage write vs one write per request, same run: **$(awk -v p="$per" -v g="$grp" 'BEGIN {printf "%.1f×", p/g}')** the throughput (target ≥ 2×)."
 		fi
+		# The cost of telemetry on the metered hot path: this process's CPU
+		# per request (cpu-µs/op), telemetry on vs off, same run.
+		cpu_of() { awk -v n="$1" '$1 ~ "^BenchmarkMeteredHandler/telemetry=" n "(-[0-9]+)?$" {for (i=3; i<NF; i++) if ($(i+1)=="cpu-µs/op") print $i}' "$gobench" | sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]}'; }
+		toff=$(cpu_of off)
+		ton=$(cpu_of on)
+		if [[ -n $toff && -n $ton ]]; then
+			echo
+			echo "Telemetry on the metered request (every request traced and measured) vs off, same run: **$(awk -v a="$ton" -v b="$toff" 'BEGIN {printf "%+.1f %%", (a/b-1)*100}')** CPU per request ($ton vs $toff µs, medians; target under +10 %)."
+		fi
 		echo
 	fi
 	echo "### End to end"

@@ -55,5 +55,7 @@ locals {
     TRUSTED_PROXY_HOPS   = "2"
     LOG_LEVEL            = var.log_level
     GOOGLE_CLOUD_PROJECT = var.project_id
+    # Metrics to Cloud Monitoring, traces to Cloud Trace (shared/telemetry).
+    OTEL_EXPORTER = "gcp"
   }
 }

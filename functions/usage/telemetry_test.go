@@ -133,7 +133,7 @@ func TestTrace(t *testing.T) {
 			}
 			attrs := map[string]string{}
 			for _, kv := range server.Attributes() {
-				attrs[string(kv.Key)] = kv.Value.Emit()
+				attrs[string(kv.Key)] = kv.Value.String()
 			}
 			if attrs["http.route"] != "/usage" || attrs["http.response.status_code"] != "200" {
 				t.Errorf("server span attributes %v", attrs)

@@ -6,11 +6,22 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"syscall"
 	"testing"
+	"time"
+
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ratebill/platform/functions/usage"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/deps/depstest"
+	"github.com/ratebill/platform/shared/telemetry"
 	"github.com/ratebill/platform/shared/testdb"
 )
 
@@ -19,7 +30,37 @@ import (
 // lookup, one Redis decision, the grouped usage write to the real
 // Postgres, and the JSON answer; 64 users round robin, with the
 // parallelism of a busy instance. LOG_LEVEL is warn (no request logs).
+//
+// Two sub-benchmarks, run one after the other in the same process:
+// telemetry=off (OTEL_EXPORTER=none: a nil *telemetry.Telemetry) and
+// telemetry=on, the worst case of production: every request traced (a
+// server span and two children, always sampled, batched to an exporter
+// that drops them) and every metric recorded to a Prometheus reader. The
+// cost of instrumentation is their difference; cpu-µs/op is this
+// process's CPU (user + system, getrusage) per request, which is what
+// the instrumentation adds to (Postgres and Redis are other processes).
 func BenchmarkMeteredHandler(b *testing.B) {
+	b.Run("telemetry=off", func(b *testing.B) { benchMetered(b, nil) })
+	b.Run("telemetry=on", func(b *testing.B) {
+		exp, err := otelprom.New(otelprom.WithRegisterer(prometheus.NewRegistry()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		b.Cleanup(func() {
+			mp.Shutdown(context.Background())
+			tp.Shutdown(context.Background())
+		})
+		tel, err := telemetry.New(mp, tp, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchMetered(b, tel)
+	})
+}
+
+func benchMetered(b *testing.B, tel *telemetry.Telemetry) {
 	// Redis database 9: user ids restart at 1 in every test database, so
 	// keep this benchmark's counters away from the tests' (database 0).
 	ru, err := url.Parse(testdb.RedisURL(b))
@@ -27,7 +68,7 @@ func BenchmarkMeteredHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	ru.Path = "/9"
-	d := depstest.New(b, map[string]string{"REDIS_URL": ru.String(), "API_RATE_LIMIT": "1000000000000"})
+	d := depstest.New(b, map[string]string{"REDIS_URL": ru.String(), "API_RATE_LIMIT": "1000000000000"}, deps.WithTelemetry(tel))
 	ctx := context.Background()
 	if err := d.Redis.FlushDB(ctx).Err(); err != nil {
 		b.Fatal(err)
@@ -46,6 +87,8 @@ func BenchmarkMeteredHandler(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.SetParallelism(25) // 50 requests in flight on 2 cores
+	cpu0 := cpuTime()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -60,5 +103,15 @@ func BenchmarkMeteredHandler(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(d.Recorder.Stats().Events), "events")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

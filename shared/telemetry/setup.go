@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 Google's Cloud Monitoring and Cloud Trace exporters and its X-Cloud-Trace-Context propagator are deprecated in favour of OTLP to telemetry.googleapis.com; they are still the way to write workload.googleapis.com metrics, which terraform/monitoring.tf reads (docs/observability.md says what moving to OTLP would change).
+
 package telemetry
 
 import (

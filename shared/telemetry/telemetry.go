@@ -126,17 +126,18 @@ type Telemetry struct {
 	dependencyErrs  metric.Int64Counter
 	pendingShutdown metric.Int64Gauge
 
-	// Attribute sets of the hot path, built once.
-	decisionAttrs [numLimits][numOutcomes]metric.MeasurementOption
-	cacheAttrs    [numCacheResults]metric.MeasurementOption
-	depAttrs      [numDependencies]metric.MeasurementOption
-	writeOK       metric.MeasurementOption
-	writeErr      metric.MeasurementOption
+	// Attribute sets of the hot path, built once, as the option slices
+	// the calls take (a variadic argument built per call would escape).
+	decisionAttrs [numLimits][numOutcomes][]metric.AddOption
+	cacheAttrs    [numCacheResults][]metric.AddOption
+	depAttrs      [numDependencies][]metric.AddOption
+	writeOK       []metric.RecordOption
+	writeErr      []metric.RecordOption
 	serverSpan    []trace.SpanStartOption
 	internalSpan  []trace.SpanStartOption
 
 	mu        sync.RWMutex
-	reqAttrs  map[requestKey]metric.MeasurementOption
+	reqAttrs  map[requestKey]requestOpts
 	shutdowns []func(context.Context) error // the providers Setup built
 	metrics   string                        // the Prometheus URL, when served
 }
@@ -162,7 +163,7 @@ func New(mp metric.MeterProvider, tp trace.TracerProvider, prop propagation.Text
 	t := &Telemetry{
 		tracer:       tp.Tracer(ScopeName),
 		prop:         prop,
-		reqAttrs:     map[requestKey]metric.MeasurementOption{},
+		reqAttrs:     map[requestKey]requestOpts{},
 		serverSpan:   []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
 		internalSpan: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 	}
@@ -203,8 +204,11 @@ func New(mp metric.MeterProvider, tp trace.TracerProvider, prop propagation.Text
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	set := func(kv ...attribute.KeyValue) metric.MeasurementOption {
-		return metric.WithAttributeSet(attribute.NewSet(kv...))
+	set := func(kv ...attribute.KeyValue) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
+	}
+	rec := func(kv ...attribute.KeyValue) []metric.RecordOption {
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(kv...))}
 	}
 	for l := range numLimits {
 		for o := range numOutcomes {
@@ -217,7 +221,7 @@ func New(mp metric.MeterProvider, tp trace.TracerProvider, prop propagation.Text
 	for d := range numDependencies {
 		t.depAttrs[d] = set(attribute.String("dependency", dependencyNames[d]))
 	}
-	t.writeOK, t.writeErr = set(attribute.String("outcome", "ok")), set(attribute.String("outcome", "error"))
+	t.writeOK, t.writeErr = rec(attribute.String("outcome", "ok")), rec(attribute.String("outcome", "error"))
 	return t, nil
 }
 
@@ -271,7 +275,7 @@ func (t *Telemetry) Decision(ctx context.Context, l Limit, o Outcome) {
 	if t == nil {
 		return
 	}
-	t.decisions.Add(ctx, 1, t.decisionAttrs[l][o])
+	t.decisions.Add(ctx, 1, t.decisionAttrs[l][o]...)
 }
 
 // AuthCache counts one API-key cache lookup.
@@ -279,7 +283,7 @@ func (t *Telemetry) AuthCache(ctx context.Context, r CacheResult) {
 	if t == nil {
 		return
 	}
-	t.authCache.Add(ctx, 1, t.cacheAttrs[r])
+	t.authCache.Add(ctx, 1, t.cacheAttrs[r]...)
 }
 
 // DependencyError counts a failed call to d.
@@ -287,7 +291,7 @@ func (t *Telemetry) DependencyError(ctx context.Context, d Dependency) {
 	if t == nil {
 		return
 	}
-	t.dependencyErrs.Add(ctx, 1, t.depAttrs[d])
+	t.dependencyErrs.Add(ctx, 1, t.depAttrs[d]...)
 }
 
 // UsageWrite records one grouped usage write of events events that took
@@ -299,12 +303,12 @@ func (t *Telemetry) UsageWrite(ctx context.Context, events int, took time.Durati
 	}
 	t.batchSize.Record(ctx, int64(events))
 	if err != nil {
-		t.writeDuration.Record(ctx, took.Seconds(), t.writeErr)
+		t.writeDuration.Record(ctx, took.Seconds(), t.writeErr...)
 		t.writeFailures.Add(ctx, 1)
-		t.dependencyErrs.Add(ctx, 1, t.depAttrs[Postgres])
+		t.dependencyErrs.Add(ctx, 1, t.depAttrs[Postgres]...)
 		return
 	}
-	t.writeDuration.Record(ctx, took.Seconds(), t.writeOK)
+	t.writeDuration.Record(ctx, took.Seconds(), t.writeOK...)
 }
 
 // PendingAtShutdown records the usage events not yet written at a phase
@@ -372,9 +376,16 @@ var methods = map[string]string{
 	http.MethodOptions: http.MethodOptions,
 }
 
+// requestOpts are the measurement options of one method, route and
+// status.
+type requestOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
 // requestAttrs returns the attribute set of a request, built once per
 // method, route and status.
-func (t *Telemetry) requestAttrs(method, route string, status int) metric.MeasurementOption {
+func (t *Telemetry) requestAttrs(method, route string, status int) requestOpts {
 	k := requestKey{method, route, status}
 	t.mu.RLock()
 	o, ok := t.reqAttrs[k]
@@ -382,10 +393,11 @@ func (t *Telemetry) requestAttrs(method, route string, status int) metric.Measur
 	if ok {
 		return o
 	}
-	o = metric.WithAttributeSet(attribute.NewSet(
+	set := metric.WithAttributeSet(attribute.NewSet(
 		attribute.String("http.request.method", method),
 		attribute.String("http.route", route),
 		attribute.Int("http.response.status_code", status)))
+	o = requestOpts{add: []metric.AddOption{set}, rec: []metric.RecordOption{set}}
 	t.mu.Lock()
 	t.reqAttrs[k] = o
 	t.mu.Unlock()
@@ -426,8 +438,8 @@ func (t *Telemetry) Handler(h http.Handler) http.Handler {
 				route = Unmatched
 			}
 			attrs := t.requestAttrs(method, route, status)
-			t.duration.Record(ctx, time.Since(start).Seconds(), attrs)
-			t.requests.Add(ctx, 1, attrs)
+			t.duration.Record(ctx, time.Since(start).Seconds(), attrs.rec...)
+			t.requests.Add(ctx, 1, attrs.add...)
 			if span.IsRecording() {
 				span.SetName(method + " " + route)
 				span.SetAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route),

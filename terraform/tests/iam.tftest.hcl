@@ -57,15 +57,16 @@ run "function_account_has_only_its_roles" {
     }
   }
 
-  # Project roles: exactly these four, nothing broad.
+  # Project roles: exactly these five, nothing broad.
   assert {
     condition = toset([for b in google_project_iam_member.fn : b.role]) == toset([
       "roles/cloudsql.client",
       "roles/cloudsql.instanceUser",
       "roles/logging.logWriter",
       "roles/cloudtrace.agent",
+      "roles/monitoring.metricWriter",
     ])
-    error_message = "A function's account must have exactly cloudsql.client, cloudsql.instanceUser, logging.logWriter and cloudtrace.agent."
+    error_message = "A function's account must have exactly cloudsql.client, cloudsql.instanceUser, logging.logWriter, cloudtrace.agent and monitoring.metricWriter."
   }
   assert {
     condition     = alltrue([for b in google_project_iam_member.fn : b.member == "serviceAccount:ratebill-dev-usage@ratebill-test.iam.gserviceaccount.com"])
@@ -107,8 +108,8 @@ run "function_account_has_only_its_roles" {
   }
   # The service waits for the grants to propagate.
   assert {
-    condition     = length(terraform_data.iam_propagation.triggers_replace) == 6
-    error_message = "The IAM propagation wait must follow every grant of the account (4 project roles, 2 secrets)."
+    condition     = length(terraform_data.iam_propagation.triggers_replace) == 7
+    error_message = "The IAM propagation wait must follow every grant of the account (5 project roles, 2 secrets)."
   }
   assert {
     condition     = one([for e in google_cloud_run_v2_service.fn.template[0].containers[0].env : e.value if e.name == "DB_USER"]) == google_sql_user.fn.name

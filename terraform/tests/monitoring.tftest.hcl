@@ -180,6 +180,11 @@ run "dashboard" {
     condition     = output.otel_metrics == { ratelimit_decisions = "workload.googleapis.com/ratebill.ratelimit.decisions", usage_write_failures = "workload.googleapis.com/ratebill.usage.write_failures", usage_batch_size = "workload.googleapis.com/ratebill.usage.batch_size" }
     error_message = "The metric names the Go side exports must not change silently."
   }
+  # The functions export them: OTEL_EXPORTER=gcp, with the writer role.
+  assert {
+    condition     = local.function_env.OTEL_EXPORTER == "gcp"
+    error_message = "The functions must export their OpenTelemetry metrics and traces to Google Cloud (OTEL_EXPORTER=gcp)."
+  }
   # p50, p95 and p99 of the request latencies.
   assert {
     condition = toset([

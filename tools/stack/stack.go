@@ -244,10 +244,10 @@ type instance struct {
 	mu          sync.Mutex
 	port        int
 	metricsPort int // chosen at the first start, kept on restarts
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error // Wait's result, read after done is closed
-	stopped bool  // stop was called for the current run
+	cmd         *exec.Cmd
+	done        chan struct{}
+	err         error // Wait's result, read after done is closed
+	stopped     bool  // stop was called for the current run
 }
 
 var errNotRunning = errors.New("not running")

@@ -16,7 +16,10 @@ locals {
     # ... and log in as the IAM database user: to this instance only.
     "roles/cloudsql.instanceUser" = local.instance_condition
     "roles/logging.logWriter"     = null
-    "roles/cloudtrace.agent"      = null
+    # OpenTelemetry export (OTEL_EXPORTER=gcp): spans to Cloud Trace,
+    # metrics (workload.googleapis.com/ratebill.*) to Cloud Monitoring.
+    "roles/cloudtrace.agent"        = null
+    "roles/monitoring.metricWriter" = null
   }
 }
 
@@ -139,7 +142,10 @@ resource "google_cloud_run_v2_service" "fn" {
           memory = var.scaling.memory
         }
         # CPU only while serving: usage is written before the response (see
-        # DESIGN.md), nothing runs after it.
+        # DESIGN.md), nothing runs after it. Telemetry copes (see
+        # docs/observability.md): metrics and spans are exported while
+        # requests give the instance CPU and flushed in the SIGTERM drain,
+        # which Cloud Run always gives CPU.
         cpu_idle          = true
         startup_cpu_boost = true
       }

@@ -8,6 +8,10 @@
 // http://127.0.0.1:$PORT (8080 by default). By default all four functions
 // run in this process (no extra hop); -separate runs each function as its
 // own process, as on Cloud Run, behind a reverse-proxying gateway.
+// Metrics are served as Prometheus text at
+// http://127.0.0.1:9464/metrics (OTEL_EXPORTER=prometheus unless set;
+// METRICS_ADDR moves it; with -separate each process has a port of its
+// own, printed at start), never on the API's port.
 // Ctrl-C or SIGTERM stops everything it started.
 //
 // The first run creates a local admin operator token and keeps it in
@@ -43,6 +47,7 @@ import (
 	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
+	"github.com/ratebill/platform/shared/telemetry"
 	"github.com/ratebill/platform/tools/devserver"
 	"github.com/ratebill/platform/tools/gateway"
 	"github.com/ratebill/platform/tools/stack"
@@ -141,13 +146,22 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 	} else {
 		tokenFile = "OPERATOR_BOOTSTRAP_TOKEN"
 	}
+	if os.Getenv("OTEL_EXPORTER") == "" {
+		// Locally, metrics as Prometheus text on METRICS_ADDR
+		// (127.0.0.1:9464 by default), a port of their own.
+		os.Setenv("OTEL_EXPORTER", "prometheus")
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	logger := httpapi.NewLogger(os.Stdout, cfg.LogLevel)
 	slog.SetDefault(logger)
-	d, err := deps.New(cfg, logger)
+	tel, err := telemetry.Setup(ctx, cfg, logger)
+	if err != nil {
+		return fmt.Errorf("telemetry (OTEL_EXPORTER, METRICS_ADDR): %w", err)
+	}
+	d, err := deps.New(cfg, logger, deps.WithTelemetry(tel))
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -181,12 +195,17 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 			Replicas: map[string]int{routes.Usage: max(usageReplicas, 1)},
 			LogDir:   logDir,
 			Dir:      ".",
+			// Each process serves its own metrics on a port of its own.
+			Metrics: cfg.OTelExporter == telemetry.ExporterPrometheus,
 		})
 		if err != nil {
 			return err
 		}
 		stops = append(stops, fleet.Stop)
 		log.Printf("started the functions as separate processes %v (logs in %s)", fleet.Instances, logDir)
+		for fn, urls := range fleet.Metrics {
+			log.Printf("metrics of %s: %v", fn, urls)
+		}
 		for fn, urls := range fleet.Instances {
 			if backends[fn], err = gateway.Proxy(urls); err != nil {
 				return err
@@ -201,6 +220,9 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 	}
 	base := "http://" + ln.Addr().String()
 	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n", base, base, base)
+	if u := tel.MetricsURL(); u != "" {
+		fmt.Printf("  metrics (Prometheus text; docs/observability.md): %s\n", u)
+	}
 	fmt.Printf("  operator (admin) token, from %s:\n    export RATEBILL_URL=%s RATEBILL_TOKEN=%s\n    curl -H \"Authorization: Bearer $RATEBILL_TOKEN\" $RATEBILL_URL/admin/users\n", tokenFile, base, cfg.OperatorBootstrapToken)
 	fmt.Printf("  (Ctrl-C stops everything)\n\n")
 	// The same server and drain as a deployed function: timeouts, header
