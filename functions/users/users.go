@@ -33,6 +33,7 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	a := &admin{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
+	u := &adminUsage{store: d.Store, now: time.Now}
 	opts := serve.OptionsFor(d)
 	opts.Operators = operator.New(d.Store, d.Config.OperatorBootstrapToken)
 	signup := http.HandlerFunc(s.createUser)
@@ -58,6 +59,8 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"POST /admin/tokens":                http.HandlerFunc(a.createToken),
 		"DELETE /admin/tokens/{id}":         http.HandlerFunc(a.revokeToken),
 		"GET /admin/audit":                  http.HandlerFunc(a.listAudit),
+		"GET /admin/usage/history":          http.HandlerFunc(u.history),
+		"GET /admin/usage/top":              http.HandlerFunc(u.top),
 	}, opts)
 }
 

@@ -37,6 +37,7 @@ type Deps struct {
 	Limiter  *ratelimit.Limiter
 	Auth     *auth.Authenticator
 	Recorder *meter.Recorder
+	Denials  *meter.Denials
 	Gate     *gate.Gate
 }
 
@@ -60,6 +61,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		Auth: auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize).
 			WithUseTracking(store, cfg.KeyLastUsedFlush, logger),
 		Recorder: meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout}),
+		Denials:  meter.NewDenials(store, cfg.UsageDeniedFlush, logger),
 	}
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
 		UserLimit:     ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
@@ -67,7 +69,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Deps, error) {
 		FailOpen:      cfg.RateLimitFailOpen,
 		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
 		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
-	}).WithReleaser(store)
+	}).WithReleaser(store).WithDenials(d.Denials)
 	return d, nil
 }
 
@@ -116,6 +118,10 @@ func (d *Deps) Close(ctx context.Context) error {
 	// is logged and does not fail the shutdown.
 	if err := d.Auth.FlushUse(ctx); err != nil {
 		d.Logger.Warn("recording key use at shutdown failed; last_used_at stays older", "error", err.Error())
+	}
+	// Denials are approximate and never billed: a failed write is logged.
+	if err := d.Denials.Flush(ctx); err != nil {
+		d.Logger.Warn("recording denials at shutdown failed; they are dropped", "error", err.Error())
 	}
 	d.Store.Close()
 	if err := d.Redis.Close(); err != nil {
