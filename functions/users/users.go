@@ -19,6 +19,7 @@ import (
 	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
+	"github.com/ratebill/platform/shared/webui"
 )
 
 func init() {
@@ -61,6 +62,7 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"GET /admin/audit":                  http.HandlerFunc(a.listAudit),
 		"GET /admin/usage/history":          http.HandlerFunc(u.history),
 		"GET /admin/usage/top":              http.HandlerFunc(u.top),
+		"GET /console":                      webui.Console(),
 	}, opts)
 }
 

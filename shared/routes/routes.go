@@ -119,6 +119,8 @@ var Table = []Route{
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
 	{Method: "GET", Path: "/openapi.json", Function: Health, Auth: AuthNone},
+	{Method: "GET", Path: "/dashboard", Function: Usage, Auth: AuthNone},
+	{Method: "GET", Path: "/console", Function: Users, Auth: AuthNone},
 }
 
 // Paths returns every distinct path served by function fn, in table order.

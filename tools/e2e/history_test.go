@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ratebill/platform/shared/webui"
 )
 
 // TestContractUsageHistory exercises GET /usage/history and the
@@ -196,4 +199,70 @@ func TestContractUsageHistory(t *testing.T) {
 	// A suspended customer is refused (403), as on /me.
 	suspend(t, e, aliceID, true)
 	expectProblem(t, e.do(req{method: "GET", path: "/usage/history", key: a}), http.StatusForbidden, "suspended")
+}
+
+// TestContractPages: /dashboard and /console and their assets are served
+// from the binary with a Content-Security-Policy that allows no inline
+// script and no other origin, ETags that revalidate to 304, and a 404
+// problem for an unknown asset.
+func TestContractPages(t *testing.T) {
+	t.Parallel()
+	e := setup(t, options{replicas: 1})
+	for _, path := range []string{"/dashboard", "/console"} {
+		page := e.do(req{method: "GET", path: path})
+		if page.Status != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%s: %d %q", path, page.Status, page.Header.Get("Content-Type"))
+		}
+		csp := page.Header.Get("Content-Security-Policy")
+		if csp != webui.CSP || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "connect-src 'self'") {
+			t.Errorf("%s Content-Security-Policy %q", path, csp)
+		}
+		if strings.Contains(string(page.Body), "<script>") || strings.Contains(string(page.Body), "onclick=") || strings.Contains(string(page.Body), "style=") {
+			t.Errorf("%s has inline script", path)
+		}
+		revalidate(t, e, path, page)
+		for _, a := range webui.Assets(path) {
+			if !strings.Contains(string(page.Body), `"`+path[1:]+`?asset=`+a+`"`) {
+				t.Errorf("%s does not load asset %s", path, a)
+			}
+			r := e.do(req{method: "GET", path: path + "?asset=" + a})
+			want := "text/css"
+			if strings.HasSuffix(a, ".js") {
+				want = "text/javascript"
+			}
+			if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), want) || len(r.Body) == 0 {
+				t.Fatalf("%s asset %s: %d %q", path, a, r.Status, r.Header.Get("Content-Type"))
+			}
+			revalidate(t, e, path+"?asset="+a, r)
+		}
+		expectProblem(t, e.do(req{method: "GET", path: path + "?asset=../webui.go"}), 404, "not-found")
+	}
+	if !strings.Contains(string(e.do(req{method: "GET", path: "/dashboard?asset=uPlot.iife.min.js"}).Body), "uPlot") {
+		t.Fatal("the chart library is not uPlot")
+	}
+}
+
+// TestContractUPlotPinned: the embedded chart library is the pinned
+// npm uplot package's files, as scripts/update-uplot.sh wrote them.
+func TestContractUPlotPinned(t *testing.T) {
+	t.Parallel()
+	sums := readRepoFile(t, "shared/webui/uplot/SHA256SUMS")
+	lines := strings.Split(strings.TrimSpace(sums), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("SHA256SUMS lists %d files, want 3", len(lines))
+	}
+	for _, line := range lines {
+		want, name, ok := strings.Cut(line, "  ")
+		if !ok {
+			t.Fatalf("SHA256SUMS line %q", line)
+		}
+		sum := sha256.Sum256([]byte(readRepoFile(t, "shared/webui/uplot/"+name)))
+		if fmt.Sprintf("%x", sum) != want {
+			t.Errorf("%s does not match SHA256SUMS: run scripts/update-uplot.sh", name)
+		}
+	}
+	v := webui.UPlotVersion()
+	if script := readRepoFile(t, "scripts/update-uplot.sh"); v == "" || !strings.Contains(script, "UPLOT_VERSION:-"+v+"}") {
+		t.Fatalf("embedded uplot %q is not the version pinned in scripts/update-uplot.sh", v)
+	}
 }
