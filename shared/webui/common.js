@@ -85,12 +85,17 @@
   }
 
   const charts = new Map();
+  const bars = (o) => uPlot.paths.bars(o);
 
   // chart draws a series of /usage/history or /admin/usage/history in
   // box (an element with a .plot child): admitted requests and denials.
   RB.chart = function (box, series, fmt) {
     const plot = box.querySelector(".plot");
-    const xs = series.points.map((p) => Date.parse(p.start) / 1000);
+    // Each bucket's bars sit in the middle of its span [start, start+step),
+    // on an axis from the series' from to its to.
+    const step = { minute: 60, hour: 3600, day: 86400 }[series.granularity] || 60;
+    const from = Date.parse(series.from) / 1000, to = Date.parse(series.to) / 1000;
+    const xs = series.points.map((p) => Date.parse(p.start) / 1000 + step / 2);
     const req = series.points.map((p) => p.requests);
     const den = series.points.map((p) => p.denied);
     const width = Math.max(260, plot.clientWidth || box.clientWidth - 20);
@@ -98,15 +103,16 @@
       width, height: 200,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.15))] } },
+      scales: { x: { time: true, range: () => [from, to] }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.15))] } },
       axes: [
         { stroke: "#4a5566", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#d5dbe3" }, values: (u, splits) => splits.map((ts) => label(ts, fmt)) },
         { stroke: "#4a5566", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#d5dbe3" }, size: 50, values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? RB.num(v) : "")) },
       ],
       series: [
         {},
-        { label: "Admitted", stroke: "#1a56db", width: 2, fill: "rgba(26,86,219,0.12)", points: { show: series.points.length <= 60 } },
-        { label: "Denied", stroke: "#c2410c", width: 2, dash: [6, 4], points: { show: false } },
+        // Bars: each bucket is a count; admitted and denied side by side.
+        { label: "Admitted", stroke: "#1a56db", fill: "#1a56db", width: 0, paths: bars({ size: [0.45, 24], align: -1 }), points: { show: false } },
+        { label: "Denied", stroke: "#c2410c", fill: "#c2410c", width: 0, paths: bars({ size: [0.45, 24], align: 1 }), points: { show: false } },
       ],
     };
     const old = charts.get(plot);

@@ -27,8 +27,7 @@
   $("forget").addEventListener("click", () => {
     sessionStorage.removeItem(STORE);
     token = "";
-    $("signed-in").hidden = true;
-    $("forget").hidden = true;
+    signedIn(false);
     RB.show(msg, "The token was removed from this tab.", "info");
     input.focus();
   });
@@ -46,8 +45,7 @@
     if (r.status === 401) {
       sessionStorage.removeItem(STORE);
       token = "";
-      $("signed-in").hidden = true;
-      $("forget").hidden = true;
+      signedIn(false);
       document.body.dataset.state = "unauthorized";
     } else {
       document.body.dataset.state = "error-" + r.status;
@@ -66,8 +64,7 @@
     const bad = answers.find((r) => r.status !== 200);
     if (bad) { fail(bad); return; }
     RB.show(msg, "", "info");
-    $("signed-in").hidden = false;
-    $("forget").hidden = false;
+    signedIn(true);
     names.forEach((n, i) => {
       const box = $("chart-" + n);
       RB.totals(box, answers[i].body);
@@ -78,6 +75,18 @@
     await Promise.all([health(), users(true)]);
     await customer();
     if (document.body.dataset.state === "loading") document.body.dataset.state = "ready";
+  }
+
+  function signedIn(yes) {
+    $("signed").hidden = !yes;
+    form.hidden = yes;
+    $("token-hint").hidden = yes;
+    $("signed-in").hidden = !yes;
+    if (yes) {
+      const who = $("who");
+      who.textContent = "Signed in with token ";
+      who.append(RB.el("code", { text: token.slice(0, 8) + "…" }), ". It is kept in this tab only.");
+    }
   }
 
   function userLink(id, name) {
@@ -126,13 +135,12 @@
       const status = u.suspended_at ? ["suspended", "bad"] : ["active", "ok"];
       body.append(RB.el("tr", { "data-user-id": String(u.id) },
         RB.el("td", { class: "num", text: String(u.id) }),
-        RB.el("td", { text: u.username }),
+        RB.el("td", {}, userLink(u.id, u.username)),
         RB.el("td", { class: "opt", text: u.email }),
         RB.el("td", { class: "opt", text: RB.when(u.created_at) }),
-        RB.el("td", {}, RB.el("span", { class: "badge " + status[1], text: status[0] })),
-        RB.el("td", {}, userLink(u.id, "usage"))));
+        RB.el("td", {}, RB.el("span", { class: "badge " + status[1], text: status[0] }))));
     }
-    if (first && r.body.items.length === 0) body.append(RB.el("tr", {}, RB.el("td", { colspan: "6", class: "empty", text: "No customers yet." })));
+    if (first && r.body.items.length === 0) body.append(RB.el("tr", {}, RB.el("td", { colspan: "5", class: "empty", text: "No customers yet." })));
     cursor = r.body.next_cursor;
     $("more").hidden = !cursor;
   }

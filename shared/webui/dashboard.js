@@ -24,8 +24,7 @@
   $("forget").addEventListener("click", () => {
     sessionStorage.removeItem(STORE);
     key = "";
-    $("signed-in").hidden = true;
-    $("forget").hidden = true;
+    signedIn(null);
     RB.show(msg, "The key was removed from this tab.", "info");
     input.focus();
   });
@@ -37,8 +36,7 @@
     if (r.status === 401) {
       sessionStorage.removeItem(STORE);
       key = "";
-      $("signed-in").hidden = true;
-      $("forget").hidden = true;
+      signedIn(null);
       document.body.dataset.state = "unauthorized";
     } else {
       document.body.dataset.state = "error-" + r.status;
@@ -54,12 +52,12 @@
       RB.call("billing", auth()),
       RB.call("billing/invoices", auth()),
       RB.call("keys", auth()),
+      RB.call("me", auth()),
     ]);
     const bad = answers.find((r) => r.status !== 200);
     if (bad) { fail(bad); return; }
     RB.show(msg, "", "info");
-    $("signed-in").hidden = false;
-    $("forget").hidden = false;
+    signedIn(answers[names.length + 3].body);
     names.forEach((n, i) => {
       const box = $("chart-" + n);
       RB.totals(box, answers[i].body);
@@ -69,6 +67,19 @@
     showBill(answers[names.length].body, answers[names.length + 1].body);
     showKeys(answers[names.length + 2].body.items);
     document.body.dataset.state = "ready";
+  }
+
+  // signedIn shows who the key belongs to and hides the form, or (me
+  // null) the reverse.
+  function signedIn(me) {
+    $("signed").hidden = !me;
+    form.hidden = !!me;
+    $("key-hint").hidden = !!me;
+    $("signed-in").hidden = !me;
+    if (!me) return;
+    const who = $("who");
+    who.textContent = "Signed in as ";
+    who.append(RB.el("strong", { text: me.username }), " with key ", RB.el("code", { text: me.api_key_prefix + "…" }), ". The key is kept in this tab only.");
   }
 
   function showWindow(w) {
@@ -131,7 +142,7 @@
       body.append(RB.el("tr", { "data-key-id": String(k.id) },
         RB.el("td", { text: k.name || "—" }),
         RB.el("td", {}, RB.el("code", { text: k.api_key_prefix + "…" })),
-        RB.el("td", { class: "opt", text: k.last_used_at ? RB.when(k.last_used_at) : "never" }),
+        RB.el("td", { class: "opt", text: k.last_used_at ? RB.when(k.last_used_at) : "not yet" }),
         RB.el("td", {}, RB.el("span", { class: "badge " + cls, text: status })),
         actions));
     }
@@ -162,7 +173,7 @@
     if (key.startsWith(k.api_key_prefix)) {
       sessionStorage.removeItem(STORE);
       key = "";
-      $("signed-in").hidden = true;
+      signedIn(null);
       RB.show(msg, "You revoked the key this dashboard was using. Paste another key to continue.", "info");
       return;
     }

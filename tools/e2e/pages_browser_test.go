@@ -311,10 +311,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	b.shot("desktop")
 	b.phone()
-	b.wait("relaid out for the phone", `document.documentElement.clientWidth <= 400`)
-	if w := b.evalInt(`document.documentElement.scrollWidth`); w > 400 {
-		t.Errorf("on a phone the page is %d px wide (scrolls sideways)", w)
-	}
+	// The charts follow the width (after the page's debounced resize); a
+	// page that stays wider than the phone fails here.
+	b.wait("relaid out for the phone, no sideways scrolling", `document.documentElement.clientWidth <= 400 && document.documentElement.scrollWidth <= document.documentElement.clientWidth`)
 	b.shot("phone")
 	b.desktop()
 
@@ -416,10 +415,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b.shot("desktop")
 	b.phone()
-	b.wait("relaid out for the phone", `document.documentElement.clientWidth <= 400`)
-	if w := b.evalInt(`document.documentElement.scrollWidth`); w > 400 {
-		t.Errorf("on a phone the page is %d px wide (scrolls sideways)", w)
-	}
+	// The charts follow the width (after the page's debounced resize); a
+	// page that stays wider than the phone fails here.
+	b.wait("relaid out for the phone, no sideways scrolling", `document.documentElement.clientWidth <= 400 && document.documentElement.scrollWidth <= document.documentElement.clientWidth`)
 	b.shot("phone")
 	b.desktop()
 
