@@ -86,6 +86,9 @@
 
   const charts = new Map();
   const bars = (o) => uPlot.paths.bars(o);
+  // Whole-number tick steps: the y axis counts calls.
+  const counts = [1, 2, 5];
+  while (counts[counts.length - 1] < 1e15) counts.push(...counts.slice(-3).map((n) => n * 10));
 
   // chart draws a series of /usage/history or /admin/usage/history in
   // box (an element with a .plot child): admitted requests and denials.
@@ -106,7 +109,7 @@
       scales: { x: { time: true, range: () => [from, to] }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.15))] } },
       axes: [
         { stroke: "#4a5566", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#d5dbe3" }, values: (u, splits) => splits.map((ts) => label(ts, fmt)) },
-        { stroke: "#4a5566", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#d5dbe3" }, size: 50, values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? RB.num(v) : "")) },
+        { stroke: "#4a5566", grid: { stroke: "#eef1f5" }, ticks: { stroke: "#d5dbe3" }, size: 50, incrs: counts, values: (u, vals) => vals.map((v) => RB.num(v)) },
       ],
       series: [
         {},

@@ -142,7 +142,7 @@
       body.append(RB.el("tr", { "data-key-id": String(k.id) },
         RB.el("td", { text: k.name || "—" }),
         RB.el("td", {}, RB.el("code", { text: k.api_key_prefix + "…" })),
-        RB.el("td", { class: "opt", text: k.last_used_at ? RB.when(k.last_used_at) : "not yet" }),
+        RB.el("td", { class: "opt nowrap", text: k.last_used_at ? RB.when(k.last_used_at) : "not yet" }),
         RB.el("td", {}, RB.el("span", { class: "badge " + cls, text: status })),
         actions));
     }
