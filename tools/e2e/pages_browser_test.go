@@ -219,7 +219,7 @@ func trafficForPages(t *testing.T, e *env, op map[string]string) (alice, bob str
 			t.Fatal("denials never reached the rollups")
 		}
 		e.do(req{method: "GET", path: "/usage/history", key: alice}) // a request lets the instance flush
-		time.Sleep(200 * time.Millisecond)                            // polling a real condition, bounded by the deadline
+		time.Sleep(200 * time.Millisecond)                           // polling a real condition, bounded by the deadline
 	}
 	return alice, bob
 }
