@@ -3,6 +3,8 @@
 "use strict";
 (function () {
   const RB = {};
+  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const pad = (n) => String(n).padStart(2, "0");
 
   // call sends one request to this origin. auth is the header to send
   // (X-API-Key or Authorization). It resolves to {status, body, headers};
@@ -63,6 +65,12 @@
     return d.toISOString().replace("T", " ").slice(0, 16) + " UTC";
   };
 
+  // short is a compact UTC time: "Dec 7, 03:52 UTC".
+  RB.short = function (s) {
+    const d = new Date(s);
+    return months[d.getUTCMonth()] + " " + d.getUTCDate() + ", " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + " UTC";
+  };
+
   RB.show = function (el, text, kind) {
     el.className = "message " + (kind || "error");
     el.textContent = text || "";
@@ -75,8 +83,6 @@
     month: { title: "Last 30 days (per day, UTC)", q: "granularity=day", fmt: "date" },
   };
 
-  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  const pad = (n) => String(n).padStart(2, "0");
   // label formats an axis tick (Unix seconds) in UTC.
   function label(ts, fmt) {
     const d = new Date(ts * 1000);

@@ -123,7 +123,7 @@
     const now = Date.now();
     if (k.revoked_at) return ["revoked", "bad"];
     if (k.expires_at && Date.parse(k.expires_at) <= now) return ["expired", "bad"];
-    if (k.expires_at) return ["expires " + RB.when(k.expires_at), "muted"];
+    if (k.expires_at) return ["expires " + RB.short(k.expires_at), "muted"];
     return ["active", "ok"];
   }
 
@@ -160,6 +160,8 @@
     if (k.api_key_prefix && key.startsWith(k.api_key_prefix)) {
       key = r.body.api_key; // keep the dashboard working with the key that replaces this one
       sessionStorage.setItem(STORE, key);
+      load(); // the signed-in line names the new key
+      return;
     }
     const keys = await RB.call("keys", auth());
     if (keys.status === 200) showKeys(keys.body.items);

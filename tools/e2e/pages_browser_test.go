@@ -328,15 +328,36 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 
+	// Rotate the key in use with its button: the new key is shown once,
+	// the page switches to it, and the API accepts it.
+	var inUse int64
+	for _, k := range keys {
+		k := k.(map[string]any)
+		if strings.HasPrefix(alice, k["api_key_prefix"].(string)) {
+			inUse = int64(k["id"].(float64))
+		}
+	}
+	b.step("rotating the key in use", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#keys tr[data-key-id="%d"] button.secondary`, inUse))))
+	b.wait("the new key shown", `!!document.getElementById('new-key')`)
+	rotated := b.eval(`document.getElementById('new-key').textContent`)
+	if rotated == alice || b.eval(`sessionStorage.getItem('ratebill.apiKey')`) != rotated {
+		t.Errorf("after rotation the page keeps %q, shows %q", b.eval(`sessionStorage.getItem('ratebill.apiKey')`), rotated)
+	}
+	b.wait("the page signed in with the new key", `document.body.dataset.state === 'ready' && document.getElementById('who').textContent.includes(sessionStorage.getItem('ratebill.apiKey').slice(0, 11))`)
+	if r := e.do(req{method: "GET", path: "/me", key: rotated}); r.Status != http.StatusOK {
+		t.Errorf("the rotated key shown on the page: %d %s", r.Status, r.Body)
+	}
+	b.shot("rotated")
+
 	// The key lives in sessionStorage only, never in a URL.
-	if b.eval(`sessionStorage.getItem('ratebill.apiKey')`) != alice {
+	if b.eval(`sessionStorage.getItem('ratebill.apiKey')`) != rotated {
 		t.Error("the key is not in sessionStorage")
 	}
 	if b.eval(`String(localStorage.length) + document.cookie`) != "0" {
 		t.Error("the key leaked to localStorage or a cookie")
 	}
 	for _, u := range strings.Split(b.eval(`[location.href, ...performance.getEntriesByType('resource').map(e => e.name)].join("\n")`), "\n") {
-		if strings.Contains(u, alice) {
+		if strings.Contains(u, alice) || strings.Contains(u, rotated) {
 			t.Errorf("the key is in a URL: %s", u)
 		}
 	}
