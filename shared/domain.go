@@ -92,3 +92,11 @@ type Period struct {
 	Requests   int64
 	Units      int64
 }
+
+// Denial is a count of calls refused by one user's rate limit within one
+// minute (approximate: see meter.Denials).
+type Denial struct {
+	UserID int64
+	Minute time.Time // whole minute, UTC
+	Count  int64
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
+	"github.com/ratebill/platform/shared/webui"
 )
 
 func init() {
@@ -30,6 +31,8 @@ func init() {
 func Handler(d *deps.Deps) (http.Handler, error) {
 	return serve.Router(routes.Usage, d.Gate, serve.Handlers{
 		"GET /usage":           http.HandlerFunc(serveUsage),
+		"GET /usage/history":   &historian{store: d.Store, gate: d.Gate, now: time.Now},
+		"GET /dashboard":       webui.Dashboard(),
 		"POST /verify":         &verifier{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 		"POST /verify/release": &releaser{gate: d.Gate, maxBody: d.Config.MaxBodyBytes},
 		"* /auth":              &authorizer{gate: d.Gate, addr: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}},

@@ -19,6 +19,7 @@ import (
 	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
+	"github.com/ratebill/platform/shared/webui"
 )
 
 func init() {
@@ -33,6 +34,7 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	a := &admin{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
+	u := &adminUsage{store: d.Store, now: time.Now}
 	opts := serve.OptionsFor(d)
 	opts.Operators = operator.New(d.Store, d.Config.OperatorBootstrapToken)
 	signup := http.HandlerFunc(s.createUser)
@@ -58,6 +60,9 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"POST /admin/tokens":                http.HandlerFunc(a.createToken),
 		"DELETE /admin/tokens/{id}":         http.HandlerFunc(a.revokeToken),
 		"GET /admin/audit":                  http.HandlerFunc(a.listAudit),
+		"GET /admin/usage/history":          http.HandlerFunc(u.history),
+		"GET /admin/usage/top":              http.HandlerFunc(u.top),
+		"GET /console":                      webui.Console(),
 	}, opts)
 }
 

@@ -123,6 +123,11 @@ type Config struct {
 	// (KEYS_LAST_USED_FLUSH, default 60 s): last_used_at lags real use by
 	// up to this much.
 	KeyLastUsedFlush time.Duration
+	// UsageDeniedFlush is how often at most an instance adds the rate-limit
+	// denials it counted to the minute rollups, in one statement
+	// (USAGE_DENIED_FLUSH, default 10 s): denials in the usage history lag
+	// by up to this much, and a crash loses the counts not yet written.
+	UsageDeniedFlush time.Duration
 
 	// UsageBatchMax bounds how many usage events share one grouped write.
 	UsageBatchMax int
@@ -187,6 +192,7 @@ func Defaults() Config {
 		AuthFailWindow:        60 * time.Second,
 		KeysPerUserMax:        20,
 		KeyLastUsedFlush:      60 * time.Second,
+		UsageDeniedFlush:      10 * time.Second,
 		UsageBatchMax:         1000,
 		UsageWriteTimeout:     5 * time.Second,
 		MaxBodyBytes:          16 << 10,
@@ -209,7 +215,7 @@ var Variables = []string{
 	"INIT_DB", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE",
 	"AUTH_CACHE_TTL", "AUTH_CACHE_SIZE", "AUTH_NEGATIVE_CACHE_TTL", "AUTH_FAIL_LIMIT", "AUTH_FAIL_WINDOW",
 	"CLIENT_IP_HEADER", "HTTP_READ_HEADER_TIMEOUT", "HTTP_READ_TIMEOUT", "HTTP_WRITE_TIMEOUT", "HTTP_IDLE_TIMEOUT",
-	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT", "KEYS_PER_USER_MAX", "KEYS_LAST_USED_FLUSH",
+	"USAGE_BATCH_MAX", "USAGE_WRITE_TIMEOUT", "KEYS_PER_USER_MAX", "KEYS_LAST_USED_FLUSH", "USAGE_DENIED_FLUSH",
 	"MAX_BODY_BYTES", "LOG_LEVEL", "GOOGLE_CLOUD_PROJECT", "OPERATOR_BOOTSTRAP_TOKEN",
 	"OTEL_EXPORTER", "METRICS_ADDR",
 }
@@ -279,6 +285,7 @@ func Load(getenv func(string) string) (Config, error) {
 	p.integerInt("USAGE_BATCH_MAX", &c.UsageBatchMax, 1, 100_000)
 	p.integerInt("KEYS_PER_USER_MAX", &c.KeysPerUserMax, 1, 1000)
 	p.seconds("KEYS_LAST_USED_FLUSH", &c.KeyLastUsedFlush, 1, 3600)
+	p.seconds("USAGE_DENIED_FLUSH", &c.UsageDeniedFlush, 1, 3600)
 	p.seconds("USAGE_WRITE_TIMEOUT", &c.UsageWriteTimeout, 1, 60)
 	p.integer("MAX_BODY_BYTES", &c.MaxBodyBytes, 64, 1<<30)
 	if v := p.str("LOG_LEVEL"); v != "" {

@@ -38,6 +38,7 @@ type Deps struct {
 	Limiter  *ratelimit.Limiter
 	Auth     *auth.Authenticator
 	Recorder *meter.Recorder
+	Denials  *meter.Denials
 	Gate     *gate.Gate
 	// Telemetry is the instance's metrics and tracing; nil: off.
 	Telemetry *telemetry.Telemetry
@@ -72,13 +73,14 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Deps, error) 
 	d.Auth = auth.New(store, cfg.AuthCacheTTL, cfg.AuthCacheSize).WithNegativeCache(cfg.AuthNegativeTTL, cfg.AuthCacheSize).
 		WithUseTracking(store, cfg.KeyLastUsedFlush, logger).WithTelemetry(d.Telemetry)
 	d.Recorder = meter.New(store, meter.Options{MaxBatch: cfg.UsageBatchMax, Timeout: cfg.UsageWriteTimeout, Telemetry: d.Telemetry})
+	d.Denials = meter.NewDenials(store, cfg.UsageDeniedFlush, logger)
 	d.Gate = gate.New(d.Auth, d.Limiter, d.Recorder, gate.Options{
 		UserLimit:     ratelimit.Limit{Requests: cfg.RateLimit, Window: cfg.RateWindow},
 		SignupLimit:   ratelimit.Limit{Requests: cfg.SignupRateLimit, Window: cfg.SignupRateWindow},
 		FailOpen:      cfg.RateLimitFailOpen,
 		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
 		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
-	}).WithReleaser(store).WithTelemetry(d.Telemetry)
+	}).WithReleaser(store).WithTelemetry(d.Telemetry).WithDenials(d.Denials)
 	return d, nil
 }
 
@@ -131,6 +133,10 @@ func (d *Deps) Close(ctx context.Context) error {
 	// is logged and does not fail the shutdown.
 	if err := d.Auth.FlushUse(ctx); err != nil {
 		d.Logger.Warn("recording key use at shutdown failed; last_used_at stays older", "error", err.Error())
+	}
+	// Denials are approximate and never billed: a failed write is logged.
+	if err := d.Denials.Flush(ctx); err != nil {
+		d.Logger.Warn("recording denials at shutdown failed; they are dropped", "error", err.Error())
 	}
 	d.Store.Close()
 	if err := d.Redis.Close(); err != nil {

@@ -64,6 +64,13 @@ type recorder interface {
 	Record(ctx context.Context, ev shared.UsageEvent) (shared.UsageResult, error)
 }
 
+// denials counts rate-limit denials per user, written in batches;
+// *meter.Denials.
+type denials interface {
+	Note(user int64)
+	MaybeFlush()
+}
+
 // releaser releases a recorded call by its token's digest; *postgres.Store.
 type releaser interface {
 	Release(ctx context.Context, digest []byte, window time.Duration) (shared.Release, error)
@@ -108,6 +115,7 @@ type Options struct {
 // Gate authenticates, limits and meters requests.
 type Gate struct {
 	releaser releaser // nil: calls cannot be released
+	denials  denials  // nil: denials are not counted
 	auth     authenticator
 	limiter  limiter
 	recorder recorder
@@ -134,6 +142,13 @@ func (g *Gate) WithReleaser(r releaser) *Gate {
 // returns g.
 func (g *Gate) WithTelemetry(t *telemetry.Telemetry) *Gate {
 	g.tel = t
+	return g
+}
+
+// WithDenials counts the calls the user limit refuses through d (the
+// history's denied column) and returns g.
+func (g *Gate) WithDenials(d denials) *Gate {
+	g.denials = d
 	return g
 }
 
@@ -267,6 +282,13 @@ func (g *Gate) checkVersion(ctx context.Context, p shared.Principal) (shared.Pri
 	return g.revalidate(ctx, p, res.Version)
 }
 
+// Window reads p's current window without taking anything from it (a
+// decision of cost 0): for dashboards, which look without being metered.
+// An error is EUnavailable (Redis cannot answer).
+func (g *Gate) Window(ctx context.Context, p shared.Principal) (ratelimit.Result, error) {
+	return g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
+}
+
 // Admit takes c's cost from p's quota and, when admitted, records the
 // call durably. A denial is not an error: it is a Metering whose Admitted
 // is false, recording nothing. An error is EUnavailable (Redis could not
@@ -289,6 +311,13 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 		return m, err
 	}
 	m.Limited, m.Limit = err == nil, res
+	if g.denials != nil {
+		if m.Limited && !res.Allowed {
+			g.denials.Note(p.UserID)
+		} else {
+			g.denials.MaybeFlush()
+		}
+	}
 	if m.Limited && res.Version > p.Version {
 		// The user changed since p was looked up (cached): look again.
 		// Refused now (revoked, expired, suspended, or the lookup
@@ -470,6 +499,9 @@ func (g *Gate) Authenticated(h http.Handler) http.Handler {
 		p, err := g.authenticateClient(w, r)
 		if err == nil {
 			p, err = g.checkVersion(r.Context(), p)
+		}
+		if g.denials != nil {
+			g.denials.MaybeFlush()
 		}
 		if err != nil {
 			httpapi.Error(w, r, err)

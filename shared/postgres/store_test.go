@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/history"
 	"github.com/ratebill/platform/shared/postgres"
 	"github.com/ratebill/platform/shared/testdb"
 )
@@ -449,5 +451,75 @@ func TestRelease(t *testing.T) {
 	res, err := s.WriteUsage(ctx, []shared.UsageEvent{{UserID: 9, RequestID: "freed-0001", Units: 5}})
 	if err != nil || !res[0].Duplicate || !res[0].Released {
 		t.Fatalf("replay of a released call: %+v %v", res, err)
+	}
+}
+
+// TestUsageHistoryFromRollups: history and top customers read the minute
+// rollups written with the events (and denials), bucketed and summed.
+func TestUsageHistoryFromRollups(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.Pool(t)
+	s := postgres.NewStore(pool)
+	var users []int64
+	for _, name := range []string{"ha", "hb"} {
+		k, _ := apikey.Generate(nil)
+		u, err := s.CreateUser(ctx, name, name+"@example.com", apikey.Hash(k), apikey.Display(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u.ID)
+	}
+	// Rollup rows at known minutes (the write path's own rows are at now()).
+	h := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	rows := []struct {
+		user           int64
+		minute         time.Time
+		requests, unit int64
+	}{
+		{users[0], h, 2, 5}, {users[0], h.Add(59 * time.Minute), 1, 1}, {users[0], h.Add(time.Hour), 4, 4},
+		{users[1], h.Add(30 * time.Minute), 3, 3},
+	}
+	for _, r := range rows {
+		if _, err := pool.Exec(ctx, `INSERT INTO usage_minutes (user_id, minute, requests, units) VALUES ($1, $2, $3, $4)`, r.user, r.minute, r.requests, r.unit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddDenials(ctx, []shared.Denial{{UserID: users[1], Minute: h.Add(30 * time.Minute), Count: 7}, {UserID: users[1], Minute: h.Add(30*time.Minute + 10*time.Second), Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	rng, err := history.Parse(url.Values{"from": {"2026-12-06T10:00:00Z"}, "to": {"2026-12-06T12:00:00Z"}, "granularity": {"hour"}}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.UsageHistory(ctx, users[0], rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []history.Point{{Start: h, Requests: 3, Units: 6}, {Start: h.Add(time.Hour), Requests: 4, Units: 4}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("user history %v, want %v", got, want)
+	}
+	all, err := s.UsageHistory(ctx, 0, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []history.Point{{Start: h, Requests: 6, Units: 9, Denied: 8}, {Start: h.Add(time.Hour), Requests: 4, Units: 4}}
+	if fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("all history %v, want %v", all, want)
+	}
+	top, err := s.TopCustomers(ctx, rng, history.ByDenied, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 1 || top[0].Username != "hb" || top[0].Denied != 8 || top[0].Requests != 3 {
+		t.Fatalf("top by denied %+v", top)
+	}
+	top, err = s.TopCustomers(ctx, rng, history.ByRequests, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 1 || top[0].Username != "ha" || top[0].Requests != 7 || top[0].Units != 10 {
+		t.Fatalf("top by requests %+v", top)
 	}
 }

@@ -95,6 +95,7 @@ var Table = []Route{
 	{Method: "POST", Path: "/keys/{id}/rotate", Function: Users, Auth: AuthKey},
 	{Method: "DELETE", Path: "/keys/{id}", Function: Users, Auth: AuthKey},
 	{Method: "GET", Path: "/usage", Function: Usage, Auth: AuthKey, Metered: true, Root: true},
+	{Method: "GET", Path: "/usage/history", Function: Usage, Auth: AuthKey},
 	{Method: "POST", Path: "/verify", Function: Usage, Auth: AuthSelf},
 	{Method: "POST", Path: "/verify/release", Function: Usage, Auth: AuthSelf},
 	{Method: AnyMethod, Path: "/auth", Function: Usage, Auth: AuthSelf, Prefix: true},
@@ -113,9 +114,13 @@ var Table = []Route{
 	{Method: "DELETE", Path: "/admin/tokens/{id}", Function: Users, Auth: AuthOperator},
 	{Method: "GET", Path: "/admin/audit", Function: Users, Auth: AuthOperator},
 	{Method: "GET", Path: "/admin/invoices", Function: Billing, Auth: AuthOperator},
+	{Method: "GET", Path: "/admin/usage/history", Function: Users, Auth: AuthOperator},
+	{Method: "GET", Path: "/admin/usage/top", Function: Users, Auth: AuthOperator},
 	{Method: "GET", Path: "/health", Function: Health, Auth: AuthNone, Root: true},
 	{Method: "GET", Path: "/docs", Function: Health, Auth: AuthNone},
 	{Method: "GET", Path: "/openapi.json", Function: Health, Auth: AuthNone},
+	{Method: "GET", Path: "/dashboard", Function: Usage, Auth: AuthNone},
+	{Method: "GET", Path: "/console", Function: Users, Auth: AuthNone},
 }
 
 // Paths returns every distinct path served by function fn, in table order.

@@ -219,9 +219,9 @@ func run(ctx context.Context, separate bool, usageReplicas int, dataDir string) 
 		return err
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Printf("\n  API ready at %s\n  docs:   %s/docs\n  health: %s/health\n", base, base, base)
+	fmt.Printf("\n  API ready at %s\n  docs:      %s/docs\n  health:    %s/health\n  dashboard: %s/dashboard (paste an API key)\n  console:   %s/console (paste the operator token below)\n", base, base, base, base, base)
 	if u := tel.MetricsURL(); u != "" {
-		fmt.Printf("  metrics (Prometheus text; docs/observability.md): %s\n", u)
+		fmt.Printf("  metrics:   %s (Prometheus text; docs/observability.md)\n", u)
 	}
 	fmt.Printf("  operator (admin) token, from %s:\n    export RATEBILL_URL=%s RATEBILL_TOKEN=%s\n    curl -H \"Authorization: Bearer $RATEBILL_TOKEN\" $RATEBILL_URL/admin/users\n", tokenFile, base, cfg.OperatorBootstrapToken)
 	fmt.Printf("  (Ctrl-C stops everything)\n\n")
