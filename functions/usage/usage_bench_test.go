@@ -31,33 +31,43 @@ import (
 // Postgres, and the JSON answer; 64 users round robin, with the
 // parallelism of a busy instance. LOG_LEVEL is warn (no request logs).
 //
-// Two sub-benchmarks, run one after the other in the same process:
-// telemetry=off (OTEL_EXPORTER=none: a nil *telemetry.Telemetry) and
-// telemetry=on, the worst case of production: every request traced (a
-// server span and two children, always sampled, batched to an exporter
-// that drops them) and every metric recorded to a Prometheus reader. The
-// cost of instrumentation is their difference; cpu-µs/op is this
-// process's CPU (user + system, getrusage) per request, which is what
-// the instrumentation adds to (Postgres and Redis are other processes).
+// Sub-benchmarks, run one after the other in the same process:
+// telemetry=off (OTEL_EXPORTER=none: a nil *telemetry.Telemetry);
+// telemetry=on, as deployed (OTEL_EXPORTER=gcp's sampler: requests
+// without a sampled parent traced at telemetry.DefaultTraceRatio, spans
+// batched to an exporter that drops them, every metric recorded to a
+// Prometheus reader); and telemetry=traced, the worst case, every request
+// traced (a server span and two children). The cost of instrumentation
+// is their difference; cpu-µs/op is this process's CPU (user + system,
+// getrusage) per request, which is what instrumentation adds to
+// (Postgres and Redis are other processes).
 func BenchmarkMeteredHandler(b *testing.B) {
 	b.Run("telemetry=off", func(b *testing.B) { benchMetered(b, nil) })
-	b.Run("telemetry=on", func(b *testing.B) {
-		exp, err := otelprom.New(otelprom.WithRegisterer(prometheus.NewRegistry()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
-		b.Cleanup(func() {
-			mp.Shutdown(context.Background())
-			tp.Shutdown(context.Background())
+	for _, c := range []struct {
+		name    string
+		sampler sdktrace.Sampler
+	}{
+		{"telemetry=on", sdktrace.ParentBased(sdktrace.TraceIDRatioBased(telemetry.DefaultTraceRatio))},
+		{"telemetry=traced", sdktrace.AlwaysSample()},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			exp, err := otelprom.New(otelprom.WithRegisterer(prometheus.NewRegistry()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(c.sampler), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+			b.Cleanup(func() {
+				mp.Shutdown(context.Background())
+				tp.Shutdown(context.Background())
+			})
+			tel, err := telemetry.New(mp, tp, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchMetered(b, tel)
 		})
-		tel, err := telemetry.New(mp, tp, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchMetered(b, tel)
-	})
+	}
 }
 
 func benchMetered(b *testing.B, tel *telemetry.Telemetry) {

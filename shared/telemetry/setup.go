@@ -60,8 +60,8 @@ func cloudTraceOneWay() propagation.TextMapPropagator {
 //
 //   - "prometheus": metrics as Prometheus text at
 //     http://cfg.MetricsAddr/metrics, on a listener of its own (never the
-//     public router); spans are made (the logs carry their trace ids) but
-//     not exported.
+//     public router); spans are not recorded, but each request has a span
+//     context (the caller's trace or a new one) whose id the logs carry.
 //   - "gcp": metrics to Cloud Monitoring (workload.googleapis.com/…) every
 //     GCPExportInterval, spans to Cloud Trace in batches, under the
 //     resource the Cloud Run detector reports (service, revision,
@@ -104,7 +104,10 @@ func setupPrometheus(addr string, logger *slog.Logger) (*Telemetry, error) {
 		return nil, err
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res))
+	// Nothing exports spans here: never record them. The SDK still gives
+	// each request a span context (the caller's trace, or a new one), so
+	// the log lines carry a trace id.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.NeverSample()))
 	t, err := New(mp, tp, nil)
 	if err != nil {
 		return nil, err
