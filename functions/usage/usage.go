@@ -16,6 +16,7 @@ import (
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 )
@@ -44,6 +45,10 @@ type Window struct {
 	WindowSeconds int64     `json:"window_seconds"`
 	StartedAt     time.Time `json:"started_at"`
 	ResetsAt      time.Time `json:"resets_at"`
+	// Name and Algorithm ("fixed" or "sliding") name a limit of the
+	// caller's plan; set in Response.Limits only.
+	Name      string `json:"name,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // Response is the body of GET /usage.
@@ -55,6 +60,21 @@ type Response struct {
 	// Window is null only while the limit is not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN=true).
 	Window *Window `json:"window"`
+	// Limits lists every limit of a plan with several (Window is the one
+	// closest to running out); absent with one limit.
+	Limits []Window `json:"limits,omitempty"`
+}
+
+// window describes one limit's decision.
+func window(l ratelimit.Result) Window {
+	return Window{
+		Limit:         l.Limit.Requests,
+		Used:          l.Used,
+		Remaining:     l.Remaining,
+		WindowSeconds: int64(l.Limit.Window / time.Second),
+		StartedAt:     l.WindowStart,
+		ResetsAt:      l.ResetAt(),
+	}
 }
 
 func serveUsage(w http.ResponseWriter, r *http.Request) {
@@ -62,14 +82,17 @@ func serveUsage(w http.ResponseWriter, r *http.Request) {
 	m, _ := gate.MeteringFrom(r.Context())
 	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits}
 	if m.Limited {
-		l := m.Limit
-		resp.Window = &Window{
-			Limit:         l.Limit.Requests,
-			Used:          l.Used,
-			Remaining:     l.Remaining,
-			WindowSeconds: int64(l.Limit.Window / time.Second),
-			StartedAt:     l.WindowStart,
-			ResetsAt:      l.ResetAt(),
+		w := window(m.Limit)
+		resp.Window = &w
+		if len(m.Limits) > 1 {
+			for _, l := range m.Limits {
+				w := window(l)
+				w.Name, w.Algorithm = l.Limit.PolicyName(), "fixed"
+				if l.Limit.Algorithm == ratelimit.Sliding {
+					w.Algorithm = "sliding"
+				}
+				resp.Limits = append(resp.Limits, w)
+			}
 		}
 	}
 	buf := bufPool.Get().(*[]byte)
@@ -96,9 +119,24 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = append(b, `,"window":`...)
 	if r.Window == nil {
 		b = append(b, "null"...)
-		return append(b, '}')
+	} else {
+		b = r.Window.appendJSON(b)
 	}
-	w := r.Window
+	if len(r.Limits) > 0 {
+		b = append(b, `,"limits":[`...)
+		for i := range r.Limits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.Limits[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends w as encoding/json would.
+func (w *Window) appendJSON(b []byte) []byte {
 	b = append(b, `{"limit":`...)
 	b = strconv.AppendInt(b, w.Limit, 10)
 	b = append(b, `,"used":`...)
@@ -111,7 +149,16 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = w.StartedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","resets_at":"`...)
 	b = w.ResetsAt.AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}}`...)
+	b = append(b, '"')
+	if w.Name != "" {
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, w.Name)
+	}
+	if w.Algorithm != "" {
+		b = append(b, `,"algorithm":`...)
+		b = appendJSONString(b, w.Algorithm)
+	}
+	return append(b, '}')
 }
 
 // appendJSONString quotes s as encoding/json does. Usernames are

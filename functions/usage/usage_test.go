@@ -15,6 +15,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{UserID: 9_000_000_000, Username: "a.b-c_d", TotalRequests: 1 << 40, TotalUnits: 10_000 << 40, Window: nil},
 		{UserID: 2, Username: `we"ird<&>\`, TotalRequests: 0, Window: &Window{StartedAt: start.Add(123456789), ResetsAt: start.Add(time.Second + 500*time.Millisecond)}},
 		{UserID: 3, Username: "jöhn\n", TotalUnits: -7, Window: &Window{Limit: -1}},
+		{UserID: 4, Username: "plan", Window: &Window{Limit: 10}, Limits: []Window{{Limit: 10, Name: "burst", Algorithm: "sliding"}, {Limit: 1000, Name: "daily", Algorithm: "fixed"}}},
 		{},
 	}
 	for i, r := range tests {

@@ -180,7 +180,7 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, client
 		return resp, nil
 	}
 	if m.Limited {
-		gate.SetRateLimitHeaders(h, "default", m.Limit)
+		gate.SetMeteringHeaders(h, m)
 		resp.RateLimit = &VerifyLimit{
 			Limit:     m.Limit.Limit.Requests,
 			Remaining: m.Limit.Remaining,

@@ -36,6 +36,7 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/ratelimit"
 )
 
@@ -51,11 +52,13 @@ type authenticator interface {
 }
 
 // limiter decides and refunds quotas; *ratelimit.Limiter. A user's
-// quota (AllowUser) also reports the user's published version.
+// limits (AllowUserLimits, all of them in one script call) also report
+// the user's published version.
 type limiter interface {
 	AllowN(ctx context.Context, key string, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
-	AllowUser(ctx context.Context, user int64, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
-	RefundUser(ctx context.Context, user int64, windowStart time.Time, n int64) error
+	AllowUserLimits(ctx context.Context, user int64, limits []ratelimit.Limit, n int64) (ratelimit.Decision, error)
+	RefundUserLimits(ctx context.Context, user int64, d ratelimit.Decision, n int64) error
+	RefundUserLimitsAt(ctx context.Context, user int64, limits []ratelimit.Limit, at time.Time, n int64) error
 }
 
 // recorder records usage events durably; *meter.Recorder.
@@ -133,20 +136,50 @@ const ReplayedHeader = "Idempotent-Replayed"
 // UserLimit is the default per-user quota the gate enforces.
 func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
 
-// LimitFor is p's quota: the user's override (units per window) when the
-// operator set one, else the default (API_RATE_LIMIT per
-// API_RATE_WINDOW).
+// LimitFor is p's first limit (LimitsFor), the one GET /me shows.
 func (g *Gate) LimitFor(p shared.Principal) ratelimit.Limit {
-	if p.LimitUnits > 0 && p.LimitWindow >= time.Second {
-		return ratelimit.Limit{Requests: p.LimitUnits, Window: p.LimitWindow}
+	return g.LimitsFor(p)[0]
+}
+
+// LimitsFor is p's limits, every one decided on each call: the limits of
+// the user's plan (the default plan: API_RATE_LIMIT per API_RATE_WINDOW,
+// one fixed limit named "default"), with the operator's override (units
+// per window) in place of the plan's limit named "default", or of all
+// the plan's limits when it has none of that name: an override always
+// wins over the plan.
+func (g *Gate) LimitsFor(p shared.Principal) []ratelimit.Limit {
+	override := p.LimitUnits > 0 && p.LimitWindow >= time.Second
+	if len(p.PlanLimits) == 0 {
+		if override {
+			return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
+		}
+		return []ratelimit.Limit{g.opts.UserLimit}
 	}
-	return g.opts.UserLimit
+	out := make([]ratelimit.Limit, 0, len(p.PlanLimits))
+	replaced := false
+	for _, pl := range p.PlanLimits {
+		l := ratelimit.Limit{Name: pl.Name, Requests: pl.Units, Window: time.Duration(pl.WindowSeconds) * time.Second}
+		if pl.Algorithm == pricing.Sliding {
+			l.Algorithm = ratelimit.Sliding
+		}
+		if override && l.PolicyName() == "default" {
+			l.Requests, l.Window, replaced = p.LimitUnits, p.LimitWindow, true
+		}
+		out = append(out, l)
+	}
+	if override && !replaced {
+		return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
+	}
+	return out
 }
 
 // deniedDetail is the 429 detail for a user's limit.
 func (g *Gate) deniedDetail(l ratelimit.Limit) string {
 	if l == g.opts.UserLimit {
 		return g.denied
+	}
+	if l.Name != "" && l.Name != "default" {
+		return fmt.Sprintf("rate limit %q of %d requests per %d s exceeded", l.Name, l.Requests, int64(l.Window/time.Second))
 	}
 	return fmt.Sprintf("rate limit of %d requests per %d s exceeded", l.Requests, int64(l.Window/time.Second))
 }
@@ -173,8 +206,15 @@ type Metering struct {
 	// Limited is false when the limit was not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN); Limit is then zero.
 	Limited bool
-	// Limit is the quota decision; Limit.Allowed is false for a denial.
+	// Limit is the quota decision of the limit closest to running out (the
+	// one that denied, for a denial: DESIGN.md's "several limits"
+	// convention); Limit.Allowed is false for a denial.
 	Limit ratelimit.Result
+	// Limits is the decision of every limit of the user, in the plan's
+	// order (one for the default plan).
+	Limits []ratelimit.Result
+	// decision is what a refund gives back to.
+	decision ratelimit.Decision
 	// Usage holds the user's running totals, this call included, and
 	// whether its request id had been recorded before.
 	Usage shared.UsageResult
@@ -249,11 +289,11 @@ func (g *Gate) revalidate(ctx context.Context, p shared.Principal, ver int64) (s
 // When Redis cannot answer, the cached principal stands (AUTH_CACHE_TTL
 // bounds it).
 func (g *Gate) checkVersion(ctx context.Context, p shared.Principal) (shared.Principal, error) {
-	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
+	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, g.LimitsFor(p), 0)
 	if err != nil {
 		return p, nil
 	}
-	return g.revalidate(ctx, p, res.Version)
+	return g.revalidate(ctx, p, d.Version)
 }
 
 // Admit takes c's cost from p's quota and, when admitted, records the
@@ -270,11 +310,12 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
-	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), cost)
+	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, g.LimitsFor(p), cost)
 	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
 		return m, err
 	}
-	m.Limited, m.Limit = err == nil, res
+	res := d.Headline()
+	m.Limited, m.Limit, m.Limits, m.decision = err == nil, res, d.Results, d
 	if m.Limited && res.Version > p.Version {
 		// The user changed since p was looked up (cached): look again.
 		// Refused now (revoked, expired, suspended, or the lookup
@@ -282,7 +323,7 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 		// limit applies from the user's next call.
 		if _, err := g.revalidate(ctx, p, res.Version); err != nil {
 			if res.Allowed {
-				g.refund(ctx, p.UserID, res, cost)
+				g.refund(ctx, p.UserID, d, cost)
 			}
 			return Metering{}, err
 		}
@@ -298,9 +339,13 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	if err != nil || m.Usage.Duplicate {
 		// Not newly billed: give the quota back.
 		if m.Limited {
-			g.refund(ctx, p.UserID, m.Limit, cost)
+			g.refund(ctx, p.UserID, d, cost)
 			m.Limit.Used -= cost
 			m.Limit.Remaining += cost
+			for i := range m.Limits {
+				m.Limits[i].Used -= cost
+				m.Limits[i].Remaining += cost
+			}
 		}
 		m.ReleaseToken = ""
 		if err != nil {
@@ -344,12 +389,17 @@ func (g *Gate) Release(ctx context.Context, token string) (shared.Release, error
 	if err != nil {
 		return r, err
 	}
-	// Windows are aligned to the Unix epoch (the limiter's rule): the
-	// call's window started at the multiple of the window before it. The
-	// refund is ignored when that window is over.
-	if w := int64(g.opts.UserLimit.Window / time.Second); w > 0 {
-		start := time.Unix(r.RecordedAt.Unix()/w*w, 0)
-		g.refund(ctx, r.UserID, ratelimit.Result{WindowStart: start}, r.Units)
+	// The units go back to the default limit's window (fixed windows are
+	// aligned to the Unix epoch: the call's window started at the
+	// multiple of the window before it), ignored when that window is
+	// over. The token names no principal: a plan's other limits keep the
+	// released units until their windows move on (never under-counted).
+	if g.opts.UserLimit.Window >= time.Second {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := g.limiter.RefundUserLimitsAt(rctx, r.UserID, []ratelimit.Limit{g.opts.UserLimit}, r.RecordedAt, r.Units); err != nil {
+			httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
+		}
 	}
 	return r, nil
 }
@@ -384,10 +434,10 @@ func (g *Gate) failOpen(ctx context.Context, key string, err error) bool {
 	return g.opts.FailOpen
 }
 
-func (g *Gate) refund(ctx context.Context, user int64, res ratelimit.Result, n int64) {
+func (g *Gate) refund(ctx context.Context, user int64, d ratelimit.Decision, n int64) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := g.limiter.RefundUser(rctx, user, res.WindowStart, n); err != nil {
+	if err := g.limiter.RefundUserLimits(rctx, user, d, n); err != nil {
 		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
 	}
 }
@@ -475,7 +525,7 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 		}
 		m, err := g.Admit(ctx, p, Call{Endpoint: endpoint, RequestID: httpapi.RequestID(ctx)})
 		if m.Limited {
-			SetRateLimitHeaders(w.Header(), "default", m.Limit)
+			SetMeteringHeaders(w.Header(), m)
 		}
 		switch {
 		case err != nil:

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -120,8 +122,12 @@ func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Pri
 	const q = `
 SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL,
        k.expires_at, coalesce(k.expires_at <= now(), false), u.suspended_at IS NOT NULL,
-       coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version
+       coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version,
+       coalesce(pl.name, 'default'), CASE WHEN pl.from_config THEN NULL ELSE pl.limits END
 FROM api_keys k JOIN users u ON u.id = k.user_id
+LEFT JOIN LATERAL (
+    SELECT plans.name, plans.from_config, plans.limits FROM plan_assignments a JOIN plans ON plans.name = a.plan_name
+    WHERE a.user_id = u.id AND a.effective_from <= now() ORDER BY a.effective_from DESC LIMIT 1) pl ON true
 WHERE k.key_hash = $1`
 	var p shared.Principal
 	pool, err := s.db(ctx)
@@ -131,9 +137,10 @@ WHERE k.key_hash = $1`
 	var revoked, expired bool
 	var expires *time.Time
 	var window int64
+	var limits []byte
 	err = pool.QueryRow(ctx, q, digest[:]).
 		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked,
-			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version)
+			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version, &p.Plan, &limits)
 	switch {
 	case err != nil:
 		return shared.Principal{}, mapError("looking up key", err)
@@ -144,6 +151,11 @@ WHERE k.key_hash = $1`
 	}
 	if expires != nil {
 		p.KeyExpiresAt = expires.UTC()
+	}
+	if limits != nil {
+		if err := json.Unmarshal(limits, &p.PlanLimits); err != nil {
+			return shared.Principal{}, fmt.Errorf("decoding the limits of plan %s: %w", p.Plan, err)
+		}
 	}
 	p.LimitWindow = time.Duration(window) * time.Second
 	p.KeyDigest = digest
