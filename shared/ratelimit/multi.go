@@ -84,16 +84,15 @@ func counterKey(user int64, l Limit) string {
 	if l.Algorithm == Fixed && l.PolicyName() == "default" {
 		return userCounter(user)
 	}
-	alg := ":f:"
-	if l.Algorithm == Sliding {
-		alg = ":s:"
-	}
-	return userCounter(user) + alg + l.Name
+	return userCounter(user) + ":" + l.Algorithm.arg() + ":" + l.Name
 }
 
 func (a Algorithm) arg() string {
-	if a == Sliding {
+	switch a {
+	case Sliding:
 		return "s"
+	case Period:
+		return "p"
 	}
 	return "f"
 }
@@ -192,10 +191,13 @@ func parseMulti(v []any, limits []Limit) (d Decision, lost []int, marker int64, 
 			Version:     d.Version,
 			stamp:       stamp,
 		}
-		if lim.Algorithm == Sliding {
+		switch lim.Algorithm {
+		case Sliding:
 			// ResetAt is WindowStart + Window: the window that ends when
 			// units next come back.
 			r.WindowStart = resetAt.Add(-lim.Window)
+		case Period:
+			r.Limit.Window = resetAt.Sub(r.WindowStart) // this month's length
 		}
 		if !d.Allowed && retry > 0 {
 			r.RetryAfter = max(time.UnixMilli(retry).Sub(now), time.Millisecond)
@@ -234,12 +236,18 @@ func (l *Limiter) RefundUserLimits(ctx context.Context, user int64, d Decision, 
 func (l *Limiter) RefundUserLimitsAt(ctx context.Context, user int64, limits []Limit, at time.Time, n int64) error {
 	d := Decision{Allowed: true, Results: make([]Result, len(limits))}
 	for i, lim := range limits {
-		w := int64(lim.Window / time.Second)
-		r := Result{Limit: lim, WindowStart: time.Unix(at.Unix()/w*w, 0)}
-		r.stamp = r.WindowStart.Unix()
-		if lim.Algorithm == Sliding {
+		r := Result{Limit: lim}
+		switch lim.Algorithm {
+		case Sliding:
 			r.stamp = at.UnixMilli() / bucketMillis(lim.Window)
+		case Period:
+			y, m, _ := at.UTC().Date()
+			r.stamp = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Unix()
+		default:
+			w := int64(lim.Window / time.Second)
+			r.stamp = at.Unix() / w * w
 		}
+		r.WindowStart = time.Unix(r.stamp, 0)
 		d.Results[i] = r
 	}
 	return l.RefundUserLimits(ctx, user, d, n)
@@ -260,14 +268,24 @@ func (l *Limiter) rebuildLimit(ctx context.Context, user int64, counter string, 
 	_, err, _ := l.flight.Do(key, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rebuildTimeout)
 		defer cancel()
-		units, err := l.ledger.UnitsSince(rctx, user, start.Add(-LedgerSkew), lim.Window < time.Minute)
+		since := start.Add(-LedgerSkew)
+		if lim.Algorithm == Period {
+			// The month's units exactly as its invoice counts them (the
+			// ledger's clock): a cap must not refuse for last month's.
+			since = start
+		}
+		units, err := l.ledger.UnitsSince(rctx, user, since, lim.Algorithm != Period && lim.Window < time.Minute)
 		if err != nil {
 			return nil, err
 		}
 		var n int64
-		if lim.Algorithm == Sliding {
+		switch lim.Algorithm {
+		case Sliding:
 			n, err = seedSlidingScript.Run(rctx, l.rdb, []string{counter, userHash(user)}, marker, w, units).Int64()
-		} else {
+		case Period:
+			end := r.ResetAt().Unix()
+			n, err = seedScript.Run(rctx, l.rdb, []string{counter, userHash(user)}, marker, start.Unix(), 0, units, end).Int64()
+		default:
 			n, err = seedScript.Run(rctx, l.rdb, []string{counter, userHash(user)}, marker, start.Unix(), w, units).Int64()
 		}
 		if err != nil {

@@ -11,10 +11,18 @@
 --              (the marker logic of window.lua), else '0'
 -- ARGV[3i]     limit i: units per window
 -- ARGV[3i + 1] limit i: window in seconds
--- ARGV[3i + 2] limit i: algorithm, 'f' (fixed) or 's' (sliding)
+-- ARGV[3i + 2] limit i: algorithm, 'f' (fixed), 's' (sliding) or 'p'
+--              (period: the calendar month, UTC; the window is ignored)
 --
 -- Fixed: window.lua's counter {s = window start, n = used, m = marker},
 -- windows aligned to the Unix epoch.
+--
+-- Period: the same counter over the calendar month (UTC) of Redis's
+-- clock: a spend cap converted into units. Its count must include what
+-- the month held before the counter existed (the cap may be set in the
+-- middle of a month), so with a ledger every counter not built under the
+-- current marker for this month is seeded first (rebuild = 1), not only
+-- after a loss of Redis's data.
 --
 -- Sliding: the window is cut into buckets of b = max(1, floor(window ms
 -- / 60)) milliseconds, aligned to the epoch; the counter is a hash of
@@ -43,6 +51,34 @@
 --            sliding: when the oldest counted bucket leaves the window)
 --   retry    0 when the cost fits this limit, else the unix ms from which
 --            it fits (as far as this limit is concerned)
+-- Days since 1970-01-01 of a civil date, and back (Howard Hinnant's
+-- algorithms, http://howardhinnant.github.io/date_algorithms.html).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function month_bounds(now)
+  local z = math.floor(now / 86400) + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  if m <= 2 then y = y + 1 end
+  local ny, nm = y, m + 1
+  if nm > 12 then ny, nm = y + 1, 1 end
+  return days_from_civil(y, m, 1) * 86400, days_from_civil(ny, nm, 1) * 86400
+end
+
 local cost = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1])
@@ -66,16 +102,23 @@ for i = 1, #KEYS - 1 do
   local limit = tonumber(ARGV[3 * i])
   local window = tonumber(ARGV[3 * i + 1])
   local s = {key = key, limit = limit, window = window, alg = ARGV[3 * i + 2], rebuild = 0, retry = 0}
-  if s.alg == 'f' then
-    local start = now - (now % window)
+  if s.alg == 'f' or s.alg == 'p' then
+    local start, finish
+    if s.alg == 'f' then
+      start = now - (now % window)
+      finish = start + window
+    else
+      start, finish = month_bounds(now)
+    end
     local cur = redis.call('HMGET', key, 's', 'n', 'm')
     s.same = tonumber(cur[1]) == start
     s.used = 0
     if s.same then
       s.used = tonumber(cur[2]) or 0
     end
-    s.stamp, s.span, s.reset = start, start, (start + window) * 1000
-    if marker and start * 1000000 <= marker and not (s.same and tonumber(cur[3]) == marker) then
+    s.stamp, s.span, s.reset, s.expire = start, start, finish * 1000, finish + 1
+    local built = s.same and tonumber(cur[3]) == marker
+    if marker and not built and (s.alg == 'p' or start * 1000000 <= marker) then
       s.rebuild = 1
     end
     if s.used + cost > limit then
@@ -148,15 +191,15 @@ elseif not fits then
   allowed = 0
 elseif cost > 0 then
   for _, s in ipairs(st) do
-    if s.alg == 'f' then
+    if s.alg ~= 's' then
       if s.same then
         redis.call('HSET', s.key, 'n', s.used + cost)
       elseif marker then
         redis.call('HSET', s.key, 's', s.stamp, 'n', s.used + cost, 'm', marker)
-        redis.call('EXPIREAT', s.key, s.stamp + s.window + 1)
+        redis.call('EXPIREAT', s.key, s.expire)
       else
         redis.call('HSET', s.key, 's', s.stamp, 'n', s.used + cost)
-        redis.call('EXPIREAT', s.key, s.stamp + s.window + 1)
+        redis.call('EXPIREAT', s.key, s.expire)
       end
     else
       redis.call('HINCRBY', s.key, s.stamp, cost)

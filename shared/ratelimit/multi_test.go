@@ -334,3 +334,71 @@ func TestSeveralLimitsRebuilt(t *testing.T) {
 		t.Fatalf("rebuilds %d, want 2", lim.Rebuilds()-before)
 	}
 }
+
+// TestPeriodLimitIsTheCalendarMonth: a Period limit counts the calendar
+// month of Redis's clock (leap February, December into January), starts
+// again at the next month, and admits nothing when its units are 0.
+func TestPeriodLimitIsTheCalendarMonth(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		now, start, end time.Time
+	}{
+		{time.Date(2028, 2, 29, 23, 59, 59, 0, time.UTC), time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2028, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(1999, 3, 15, 7, 0, 0, 0, time.UTC), time.Date(1999, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(1999, 4, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2100, 2, 28, 7, 0, 0, 0, time.UTC), time.Date(2100, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tt.now.Format(time.RFC3339), func(t *testing.T) {
+			t.Parallel()
+			lim, mr := miniLimiter(t)
+			mr.SetTime(tt.now)
+			user := uniqueUser()
+			limits := []ratelimit.Limit{{Name: "spend-cap", Requests: 5, Algorithm: ratelimit.Period}}
+			d := decide(t, lim, user, limits, 5)
+			r := d.Results[0]
+			if !d.Allowed || r.Used != 5 || !r.WindowStart.Equal(tt.start) || !r.ResetAt().Equal(tt.end) {
+				t.Fatalf("allowed=%v used=%d month %v to %v, want %v to %v", d.Allowed, r.Used, r.WindowStart, r.ResetAt(), tt.start, tt.end)
+			}
+			if d := decide(t, lim, user, limits, 1); d.Allowed || d.Results[0].RetryAfter != tt.end.Sub(tt.now) {
+				t.Fatalf("over the month's units: allowed=%v retry %v", d.Allowed, d.Results[0].RetryAfter)
+			}
+			mr.SetTime(tt.end)
+			if d := decide(t, lim, user, limits, 5); !d.Allowed || d.Results[0].Used != 5 {
+				t.Fatalf("next month: %+v", d.Results[0])
+			}
+			if d := decide(t, lim, user, []ratelimit.Limit{{Name: "spend-cap", Requests: 0, Algorithm: ratelimit.Period}}, 1); d.Allowed {
+				t.Fatal("a period of 0 units admitted a call")
+			}
+		})
+	}
+}
+
+// TestPeriodLimitSeededFromTheLedger: a period counter's first decision
+// counts what the ledger holds for the month (a cap set in the middle of
+// a month), from the month's start exactly; later decisions read no
+// ledger.
+func TestPeriodLimitSeededFromTheLedger(t *testing.T) {
+	t.Parallel()
+	rdb := testdb.Redis(t)
+	var reads atomic.Int64
+	var since atomic.Value
+	lim := ratelimit.New(rdb).WithLedger(ledgerFunc(func(ctx context.Context, user int64, s time.Time, eventsOnly bool) (int64, error) {
+		reads.Add(1)
+		since.Store(s)
+		return 40, nil
+	}))
+	user := uniqueUser()
+	limits := []ratelimit.Limit{{Name: "spend-cap", Requests: 42, Algorithm: ratelimit.Period}}
+	d := decide(t, lim, user, limits, 3)
+	if d.Allowed || d.Results[0].Used != 40 || reads.Load() != 1 {
+		t.Fatalf("cost 3 over 40 of 42: allowed=%v used=%d reads=%d", d.Allowed, d.Results[0].Used, reads.Load())
+	}
+	y, m, _ := d.Results[0].WindowStart.Date()
+	if got := since.Load().(time.Time); !got.Equal(time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("ledger read since %v, want the month's start", got)
+	}
+	if d := decide(t, lim, user, limits, 2); !d.Allowed || d.Results[0].Used != 42 || reads.Load() != 1 {
+		t.Fatalf("cost 2: allowed=%v used=%d reads=%d", d.Allowed, d.Results[0].Used, reads.Load())
+	}
+}

@@ -97,6 +97,11 @@ const (
 	// Window/60, at least 1 ms, see multi.lua): no interval of length
 	// Window ever holds more than Requests units.
 	Sliding
+	// Period counts the calendar month (UTC, Redis's clock); Window is
+	// ignored and Requests may be 0 (nothing admitted). It enforces a
+	// spend cap converted into units: the counter is seeded from the
+	// ledger (the month's units so far) before its first decision.
+	Period
 )
 
 // String renders the limit as "1000/86400s" (fixed) or "10/60s sliding".
@@ -285,6 +290,9 @@ func (l *Limiter) PublishVersion(ctx context.Context, user int64, v int64) error
 }
 
 func (l Limit) valid() bool {
+	if l.Algorithm == Period {
+		return l.Requests >= 0
+	}
 	return l.Requests >= 1 && l.Window >= time.Second && l.Window%time.Second == 0 && l.Algorithm <= Sliding
 }
 
