@@ -63,6 +63,37 @@ type Response struct {
 	// Limits lists every limit of a plan with several (Window is the one
 	// closest to running out); absent with one limit.
 	Limits []Window `json:"limits,omitempty"`
+	// Budget is what remains of the caller's spend cap this month; absent
+	// without a cap.
+	Budget *Budget `json:"budget,omitempty"`
+}
+
+// Budget is the wire form of a spend cap's month (gate.Budget): money as
+// decimal strings with two places.
+type Budget struct {
+	Period         string    `json:"period"`
+	Cap            string    `json:"cap"`
+	Spent          string    `json:"spent"`
+	Remaining      string    `json:"remaining"`
+	Units          int64     `json:"units"`
+	UsedUnits      int64     `json:"used_units"`
+	RemainingUnits int64     `json:"remaining_units"`
+	ResetsAt       time.Time `json:"resets_at"`
+}
+
+func budget(b *gate.Budget) *Budget {
+	if b == nil {
+		return nil
+	}
+	return &Budget{Period: b.Period, Cap: b.Cap.StringFixed(2), Spent: b.Spent.StringFixed(2), Remaining: b.Remaining.StringFixed(2),
+		Units: b.Units, UsedUnits: b.UsedUnits, RemainingUnits: b.RemainingUnits, ResetsAt: b.ResetsAt}
+}
+
+// appendJSON appends b as encoding/json would (only callers with a cap
+// have one, so reflection is fine).
+func (b *Budget) appendJSON(buf []byte) []byte {
+	j, _ := json.Marshal(b) // cannot fail: strings, integers, a time
+	return append(buf, j...)
 }
 
 // window describes one limit's decision.
@@ -80,7 +111,7 @@ func window(l ratelimit.Result) Window {
 func serveUsage(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
 	m, _ := gate.MeteringFrom(r.Context())
-	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits}
+	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits, Budget: budget(m.Budget)}
 	if m.Limited {
 		w := window(m.Limit)
 		resp.Window = &w
@@ -131,6 +162,10 @@ func (r Response) appendJSON(b []byte) []byte {
 			b = r.Limits[i].appendJSON(b)
 		}
 		b = append(b, ']')
+	}
+	if r.Budget != nil {
+		b = append(b, `,"budget":`...)
+		b = r.Budget.appendJSON(b)
 	}
 	return append(b, '}')
 }

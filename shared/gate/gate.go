@@ -32,7 +32,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/httpapi"
@@ -105,6 +108,10 @@ type Options struct {
 	// clients send X-API-Key themselves (Authenticated, Metered), never to
 	// Authenticate, whose callers (POST /verify) are a customer's servers.
 	AuthFailLimit ratelimit.Limit
+	// DefaultPlan is the default plan (from API_RATE_LIMIT,
+	// API_RATE_WINDOW, BILLING_UNIT_PRICE): its price converts the spend
+	// cap of a user on it into units.
+	DefaultPlan pricing.Plan
 }
 
 // Gate authenticates, limits and meters requests.
@@ -115,6 +122,16 @@ type Gate struct {
 	recorder recorder
 	opts     Options
 	denied   string // the 429 detail for the user limit, formatted once
+
+	capMu    sync.Mutex
+	capUnits map[capKey]int64 // spend caps converted into units
+}
+
+// capKey is one conversion of a spend cap: the plan definition (the
+// principal's, nil for the default plan) and the amount.
+type capKey struct {
+	plan *pricing.Plan
+	cap  string
 }
 
 // New returns a Gate over its three dependencies.
@@ -149,15 +166,15 @@ func (g *Gate) LimitFor(p shared.Principal) ratelimit.Limit {
 // wins over the plan.
 func (g *Gate) LimitsFor(p shared.Principal) []ratelimit.Limit {
 	override := p.LimitUnits > 0 && p.LimitWindow >= time.Second
-	if len(p.PlanLimits) == 0 {
+	if p.PlanDef == nil || len(p.PlanDef.Limits) == 0 {
 		if override {
 			return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
 		}
 		return []ratelimit.Limit{g.opts.UserLimit}
 	}
-	out := make([]ratelimit.Limit, 0, len(p.PlanLimits))
+	out := make([]ratelimit.Limit, 0, len(p.PlanDef.Limits)+1)
 	replaced := false
-	for _, pl := range p.PlanLimits {
+	for _, pl := range p.PlanDef.Limits {
 		l := ratelimit.Limit{Name: pl.Name, Requests: pl.Units, Window: time.Duration(pl.WindowSeconds) * time.Second}
 		if pl.Algorithm == pricing.Sliding {
 			l.Algorithm = ratelimit.Sliding
@@ -171,6 +188,68 @@ func (g *Gate) LimitsFor(p shared.Principal) []ratelimit.Limit {
 		return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
 	}
 	return out
+}
+
+// CapLimitName names the limit a spend cap becomes.
+const CapLimitName = "spend-cap"
+
+// planOf is p's plan definition.
+func (g *Gate) planOf(p shared.Principal) pricing.Plan {
+	if p.PlanDef != nil {
+		return *p.PlanDef
+	}
+	return g.opts.DefaultPlan
+}
+
+// capLimit is p's spend cap as a limit: the units the cap buys in a
+// calendar month under p's plan (pricing.Plan.UnitsWithin), converted
+// once per plan definition and amount.
+func (g *Gate) capLimit(p shared.Principal) ratelimit.Limit {
+	k := capKey{plan: p.PlanDef, cap: p.SpendCap.String()}
+	g.capMu.Lock()
+	units, ok := g.capUnits[k]
+	g.capMu.Unlock()
+	if !ok {
+		units = g.planOf(p).UnitsWithin(*p.SpendCap)
+		g.capMu.Lock()
+		if g.capUnits == nil || len(g.capUnits) >= 4096 { // principals come and go: start again
+			g.capUnits = map[capKey]int64{}
+		}
+		g.capUnits[k] = units
+		g.capMu.Unlock()
+	}
+	return ratelimit.Limit{Name: CapLimitName, Requests: units, Algorithm: ratelimit.Period}
+}
+
+// Budget is what remains of a spend cap in the current month.
+type Budget struct {
+	// Period is the month, "YYYY-MM" (UTC).
+	Period string
+	// Cap is the cap; Spent is the month's invoice total for its units so
+	// far, by the user's current plan (fee included); Remaining is Cap -
+	// Spent, never negative.
+	Cap, Spent, Remaining decimal.Decimal
+	// Units is the cap in units (what it buys in a month under the
+	// plan), UsedUnits the month's units, RemainingUnits the difference.
+	Units, UsedUnits, RemainingUnits int64
+	// ResetsAt is the start of the next month.
+	ResetsAt time.Time
+}
+
+// budget describes the spend-cap limit's decision r for p.
+func (g *Gate) budget(p shared.Principal, r ratelimit.Result) *Budget {
+	spent := g.planOf(p).Compute(r.Used).Total
+	return &Budget{
+		Period: r.WindowStart.Format("2006-01"), Cap: *p.SpendCap, Spent: spent,
+		Remaining: decimal.Max(p.SpendCap.Sub(spent), decimal.Zero),
+		Units:     r.Limit.Requests, UsedUnits: r.Used, RemainingUnits: r.Remaining, ResetsAt: r.ResetAt(),
+	}
+}
+
+// CapError is the 402 of a call refused by the spend cap b.
+func CapError(b *Budget) error {
+	return shared.Errorf(shared.ESpendCapExceeded, "this call would take %s over its spend cap of %s (%s spent, %d of %d units left); nothing was recorded or billed",
+		b.Period, b.Cap.StringFixed(2), b.Spent.StringFixed(2), b.RemainingUnits, b.Units)
 }
 
 // deniedDetail is the 429 detail for a user's limit.
@@ -215,6 +294,13 @@ type Metering struct {
 	Limits []ratelimit.Result
 	// decision is what a refund gives back to.
 	decision ratelimit.Decision
+	// Budget is the user's spend cap in the current month; nil without a
+	// cap (or when Redis did not decide).
+	Budget *Budget
+	// CapExceeded reports a call refused because its cost would take the
+	// month over the spend cap (answered 402, whatever the rate limits
+	// said: retrying does not help).
+	CapExceeded bool
 	// Usage holds the user's running totals, this call included, and
 	// whether its request id had been recorded before.
 	Usage shared.UsageResult
@@ -233,7 +319,7 @@ type Metering struct {
 }
 
 // Admitted reports whether the call may be served.
-func (m Metering) Admitted() bool { return !m.Limited || m.Limit.Allowed }
+func (m Metering) Admitted() bool { return !m.CapExceeded && (!m.Limited || m.Limit.Allowed) }
 
 // Authenticate returns the principal owning key. A missing or malformed
 // key is refused before any I/O. Errors are application errors:
@@ -310,12 +396,42 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
-	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, g.LimitsFor(p), cost)
-	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
+	limits := g.LimitsFor(p)
+	capped := p.SpendCap != nil
+	if capped {
+		limits = append(limits, g.capLimit(p))
+	}
+	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, limits, cost)
+	// Fail-open never applies to a user with a spend cap.
+	if err != nil && (capped || !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err)) {
 		return m, err
 	}
-	res := d.Headline()
-	m.Limited, m.Limit, m.Limits, m.decision = err == nil, res, d.Results, d
+	rate := d
+	var capRes ratelimit.Result
+	if capped && err == nil {
+		// The cap is no rate limit: it leaves the headers and the window
+		// to the rate limits, and is reported as the budget.
+		n := len(d.Results) - 1
+		c := d.Results[n]
+		capRes = c
+		rate.Results = append([]ratelimit.Result(nil), d.Results[:n]...)
+		m.Budget = g.budget(p, c)
+		if !d.Allowed && c.RetryAfter > 0 {
+			m.CapExceeded = true
+			fits := true
+			for _, r := range rate.Results {
+				fits = fits && r.RetryAfter == 0
+			}
+			if fits { // the rate limits would have admitted it
+				rate.Allowed = true
+				for i := range rate.Results {
+					rate.Results[i].Allowed = true
+				}
+			}
+		}
+	}
+	res := rate.Headline()
+	m.Limited, m.Limit, m.Limits, m.decision = err == nil, res, rate.Results, d
 	if m.Limited && res.Version > p.Version {
 		// The user changed since p was looked up (cached): look again.
 		// Refused now (revoked, expired, suspended, or the lookup
@@ -345,6 +461,11 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 			for i := range m.Limits {
 				m.Limits[i].Used -= cost
 				m.Limits[i].Remaining += cost
+			}
+			if m.Budget != nil {
+				capRes.Used -= cost
+				capRes.Remaining += cost
+				m.Budget = g.budget(p, capRes)
 			}
 		}
 		m.ReleaseToken = ""
@@ -530,6 +651,8 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 		switch {
 		case err != nil:
 			httpapi.Error(w, r, err)
+		case m.CapExceeded:
+			httpapi.Error(w, r, CapError(m.Budget))
 		case !m.Admitted():
 			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.deniedDetail(m.Limit.Limit), w.Header().Get("Retry-After")))
 		default:

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/lazy"
+	"github.com/ratebill/platform/shared/pricing"
 )
 
 // Store runs the platform's queries. Its pool is built on first use (and,
@@ -123,10 +125,11 @@ func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Pri
 SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL,
        k.expires_at, coalesce(k.expires_at <= now(), false), u.suspended_at IS NOT NULL,
        coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version,
-       coalesce(pl.name, 'default'), CASE WHEN pl.from_config THEN NULL ELSE pl.limits END
+       coalesce(pl.name, 'default'), coalesce(pl.from_config, true), coalesce(pl.currency, ''), coalesce(pl.fixed_fee, 0),
+       coalesce(pl.included_units, 0), coalesce(pl.price, 'null'), coalesce(pl.limits, 'null'), u.spend_cap
 FROM api_keys k JOIN users u ON u.id = k.user_id
 LEFT JOIN LATERAL (
-    SELECT plans.name, plans.from_config, plans.limits FROM plan_assignments a JOIN plans ON plans.name = a.plan_name
+    SELECT plans.* FROM plan_assignments a JOIN plans ON plans.name = a.plan_name
     WHERE a.user_id = u.id AND a.effective_from <= now() ORDER BY a.effective_from DESC LIMIT 1) pl ON true
 WHERE k.key_hash = $1`
 	var p shared.Principal
@@ -137,10 +140,14 @@ WHERE k.key_hash = $1`
 	var revoked, expired bool
 	var expires *time.Time
 	var window int64
-	var limits []byte
+	var fromConfig bool
+	var plan pricing.Plan
+	var price, limits []byte
+	var spendCap decimal.NullDecimal
 	err = pool.QueryRow(ctx, q, digest[:]).
 		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked,
-			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version, &p.Plan, &limits)
+			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version, &plan.Name, &fromConfig,
+			&plan.Currency, &plan.FixedFee, &plan.IncludedUnits, &price, &limits, &spendCap)
 	switch {
 	case err != nil:
 		return shared.Principal{}, mapError("looking up key", err)
@@ -152,10 +159,18 @@ WHERE k.key_hash = $1`
 	if expires != nil {
 		p.KeyExpiresAt = expires.UTC()
 	}
-	if limits != nil {
-		if err := json.Unmarshal(limits, &p.PlanLimits); err != nil {
-			return shared.Principal{}, fmt.Errorf("decoding the limits of plan %s: %w", p.Plan, err)
+	p.Plan = plan.Name
+	if !fromConfig {
+		if err := json.Unmarshal(price, &plan.Price); err != nil {
+			return shared.Principal{}, fmt.Errorf("decoding the price of plan %s: %w", plan.Name, err)
 		}
+		if err := json.Unmarshal(limits, &plan.Limits); err != nil {
+			return shared.Principal{}, fmt.Errorf("decoding the limits of plan %s: %w", plan.Name, err)
+		}
+		p.PlanDef = &plan
+	}
+	if spendCap.Valid {
+		p.SpendCap = &spendCap.Decimal
 	}
 	p.LimitWindow = time.Duration(window) * time.Second
 	p.KeyDigest = digest
