@@ -1,6 +1,10 @@
 package pricing
 
-import "github.com/shopspring/decimal"
+import (
+	"fmt"
+
+	"github.com/shopspring/decimal"
+)
 
 // UnitsWithin converts a spend cap into units: the most units a period
 // may hold under plan p so that the period's invoice total never goes
@@ -58,4 +62,27 @@ func (p Plan) UnitsWithin(limit decimal.Decimal) int64 {
 		return lo
 	}
 	return maxUnits
+}
+
+// MaxCap bounds a spend cap (10^15 in the currency).
+var MaxCap = decimal.New(1, 15)
+
+// ParseCap reads a spend cap as the API takes it: a decimal string of at
+// most two places ("50", "50.5", "50.00"), from 0 to MaxCap. The error
+// says what is accepted, for a 422 on the field.
+func ParseCap(s string) (decimal.Decimal, error) {
+	bad := fmt.Errorf("must be a decimal string with at most 2 places, from 0 to %s, e.g. \"50.00\"", MaxCap.String())
+	if s == "" || len(s) > 24 {
+		return decimal.Zero, bad
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && c != '.' {
+			return decimal.Zero, bad // no sign, exponent or spaces
+		}
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil || d.IsNegative() || d.GreaterThan(MaxCap) || !d.Equal(d.Round(2)) {
+		return decimal.Zero, bad
+	}
+	return d.Round(2), nil
 }

@@ -107,3 +107,17 @@ func TestUnitsWithinEdges(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCap(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"50": "50.00", "50.5": "50.50", "0": "0.00", "0.01": "0.01", "1000000000000000": "1000000000000000.00"} {
+		if got, err := ParseCap(in); err != nil || got.StringFixed(2) != want {
+			t.Errorf("ParseCap(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "+1", "1e3", "0.001", "1,00", " 1", "1 ", "abc", ".", "1000000000000000.01", "NaN", "Infinity", "0x10", "١"} {
+		if _, err := ParseCap(in); err == nil {
+			t.Errorf("ParseCap(%q) accepted", in)
+		}
+	}
+}
