@@ -28,7 +28,7 @@ func TestContractSpendCap(t *testing.T) {
 		code                    string
 	}{
 		{"not JSON", `{"amount":`, "", 400, "malformed-request"},
-		{"too large", `{"amount":"` + strings.Repeat("1", 2048) + `"}`, "", 413, "payload-too-large"},
+		{"too large", `{"amount":"` + strings.Repeat("1", 20<<10) + `"}`, "", 413, "payload-too-large"},
 		{"wrong media type", `{"amount":"1.00"}`, "text/plain", 415, "unsupported-media-type"},
 		{"missing", `{}`, "", 422, "validation-failed"},
 		{"null", `{"amount":null}`, "", 422, "validation-failed"},
@@ -101,7 +101,7 @@ func TestContractSpendCap(t *testing.T) {
 		code                    string
 	}{
 		{"not JSON", `[`, "", 400, "malformed-request"},
-		{"too large", `{"amount":"` + strings.Repeat("1", 2048) + `"}`, "", 413, "payload-too-large"},
+		{"too large", `{"amount":"` + strings.Repeat("1", 20<<10) + `"}`, "", 413, "payload-too-large"},
 		{"wrong media type", `{"amount":"1.00"}`, "text/plain", 415, "unsupported-media-type"},
 		{"negative", `{"amount":"-5"}`, "", 422, "validation-failed"},
 	} {
