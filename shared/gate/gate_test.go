@@ -571,8 +571,13 @@ func TestVersionRevalidation(t *testing.T) {
 			admitted++
 		}
 	}
-	if codes[0] != 200 || admitted > 2 || codes[3] != 429 {
-		t.Fatalf("statuses %v under an override of 2 per minute (the first call noticed it)", codes)
+	// The suspended principal was revalidated before the first call, so
+	// every call is decided under the override; its 60 s window started
+	// before the user's Redis marker (created by this test's first call),
+	// so it is rebuilt from the ledger, which already holds this minute's
+	// earlier calls: at most 2 admitted, likely none.
+	if admitted > 2 || codes[3] != 429 {
+		t.Fatalf("statuses %v under an override of 2 per minute", codes)
 	}
 }
 
