@@ -106,12 +106,15 @@ func (l *Limiter) AllowUserLimits(ctx context.Context, user int64, limits []Limi
 	if len(limits) == 0 || len(limits) > MaxLimits || n < 0 {
 		return Decision{}, ErrInvalidLimit
 	}
-	seen := make(map[string]bool, len(limits))
-	for _, lim := range limits {
-		if !lim.valid() || seen[lim.PolicyName()] {
+	for i, lim := range limits { // at most MaxLimits: no map on the hot path
+		if !lim.valid() {
 			return Decision{}, ErrInvalidLimit
 		}
-		seen[lim.PolicyName()] = true
+		for _, other := range limits[:i] {
+			if other.PolicyName() == lim.PolicyName() {
+				return Decision{}, ErrInvalidLimit
+			}
+		}
 	}
 	if len(limits) == 1 && counterKey(user, limits[0]) == userCounter(user) {
 		r, err := l.AllowUser(ctx, user, limits[0], n)
