@@ -1,6 +1,12 @@
 package shared
 
-import "time"
+import (
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/ratebill/platform/shared/pricing"
+)
 
 // User is a registered user.
 type User struct {
@@ -32,6 +38,16 @@ type Principal struct {
 	// window); zero: the default limit applies.
 	LimitUnits  int64
 	LimitWindow time.Duration
+	// Plan names the user's plan in effect at lookup ("default" without
+	// an assignment), and PlanDef is its definition (limits, price); nil
+	// for a plan that follows the configuration (the default plan:
+	// API_RATE_LIMIT per API_RATE_WINDOW, BILLING_UNIT_PRICE). Cached
+	// with the principal, so the hot path reads no plan from Postgres.
+	Plan    string
+	PlanDef *pricing.Plan
+	// SpendCap is the most the user's calendar month may cost (the
+	// deployment's currency); nil: no cap.
+	SpendCap *decimal.Decimal
 	// Version is users.version at lookup: every change that must reach
 	// cached principals (revocation, expiry, suspension, limit) raises it
 	// and publishes it to Redis; a cached principal with an older version

@@ -26,13 +26,14 @@ const (
 	ETooLarge          Code = "payload-too-large"      // 413
 	EUnsupportedMedia  Code = "unsupported-media-type" // 415
 	ERateLimited       Code = "rate-limited"           // 429
+	ESpendCapExceeded  Code = "spend-cap-exceeded"     // 402: the call would take the month over the user's spend cap
 	EUnavailable       Code = "service-unavailable"    // 503: a dependency is down, or the instance is draining
 	EInternal          Code = "internal-error"         // 500: a bug; details are logged, not sent
 )
 
 // Codes lists every code, in status order, for generators (the nginx
 // problem bodies) and tests.
-var Codes = []Code{EMalformed, EInvalidRequestID, EInvalidCursor, EUnauthorized, ESuspended, EForbidden, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
+var Codes = []Code{EMalformed, EInvalidRequestID, EInvalidCursor, EUnauthorized, ESpendCapExceeded, ESuspended, EForbidden, ENotFound, EMethod, EConflict, ERequestIDReused, ERequestIDConflict, ETooLarge,
 	EUnsupportedMedia, EInvalid, ERateLimited, EInternal, EUnavailable}
 
 // FieldError names one invalid field of a request.

@@ -9,6 +9,8 @@
 //
 //   - GET /billing/invoices, the caller's months, newest first.
 //
+//   - GET, PUT and DELETE /billing/cap, the caller's spend cap (cap.go).
+//
 //   - GET /admin/invoices?period=YYYY-MM&format=csv|json, the operator's
 //     export of a month's closed invoices for every customer (operator
 //     token, viewer scope is enough).
@@ -48,6 +50,7 @@ func init() {
 func Handler(d *deps.Deps) (http.Handler, error) {
 	s := &server{store: d.Store, unitPrice: d.Config.UnitPrice, currency: d.Config.Currency, invoices: invoicing.New(d.Config, d.Store)}
 	opts := serve.OptionsFor(d)
+	c := &caps{store: d.Store, versions: d.Limiter, currency: d.Config.Currency, maxBody: d.Config.MaxBodyBytes}
 	// Operator routes (GET /admin/invoices) authenticate operator tokens;
 	// the bootstrap token is the users function's to create.
 	opts.Operators = operator.New(d.Store, "")
@@ -55,6 +58,9 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"GET /billing":          http.HandlerFunc(s.bill),
 		"GET /billing/invoices": http.HandlerFunc(s.list),
 		"GET /admin/invoices":   http.HandlerFunc(s.export),
+		"GET /billing/cap":      http.HandlerFunc(c.get),
+		"PUT /billing/cap":      http.HandlerFunc(c.put),
+		"DELETE /billing/cap":   http.HandlerFunc(c.remove),
 	}, opts)
 }
 

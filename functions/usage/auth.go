@@ -88,6 +88,8 @@ func (a *authorizer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = "missing API key: send it in the X-API-Key header"
 		}
 		httpapi.Error(w, r, shared.Errorf(shared.EUnauthorized, "%s", msg))
+	case CodeSpendCapExceeded:
+		deny(w, r, http.StatusPaymentRequired, shared.Errorf(shared.ESpendCapExceeded, "the call's cost of %d units would take the month over the spend cap", call.Cost))
 	case CodeRateLimited:
 		deny(w, r, http.StatusTooManyRequests, shared.Errorf(shared.ERateLimited, "the call's cost of %d units does not fit in the rate limit; retry after %s s", call.Cost, w.Header().Get("Retry-After")))
 	case CodeSuspended:

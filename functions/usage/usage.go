@@ -16,6 +16,7 @@ import (
 	"github.com/ratebill/platform/shared/deps"
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 	"github.com/ratebill/platform/shared/webui"
@@ -47,6 +48,10 @@ type Window struct {
 	WindowSeconds int64     `json:"window_seconds"`
 	StartedAt     time.Time `json:"started_at"`
 	ResetsAt      time.Time `json:"resets_at"`
+	// Name and Algorithm ("fixed" or "sliding") name a limit of the
+	// caller's plan; set in Response.Limits only.
+	Name      string `json:"name,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
 }
 
 // Response is the body of GET /usage.
@@ -58,21 +63,70 @@ type Response struct {
 	// Window is null only while the limit is not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN=true).
 	Window *Window `json:"window"`
+	// Limits lists every limit of a plan with several (Window is the one
+	// closest to running out); absent with one limit.
+	Limits []Window `json:"limits,omitempty"`
+	// Budget is what remains of the caller's spend cap this month; absent
+	// without a cap.
+	Budget *Budget `json:"budget,omitempty"`
+}
+
+// Budget is the wire form of a spend cap's month (gate.Budget): money as
+// decimal strings with two places.
+type Budget struct {
+	Period         string    `json:"period"`
+	Cap            string    `json:"cap"`
+	Spent          string    `json:"spent"`
+	Remaining      string    `json:"remaining"`
+	Units          int64     `json:"units"`
+	UsedUnits      int64     `json:"used_units"`
+	RemainingUnits int64     `json:"remaining_units"`
+	ResetsAt       time.Time `json:"resets_at"`
+}
+
+func budget(b *gate.Budget) *Budget {
+	if b == nil {
+		return nil
+	}
+	return &Budget{Period: b.Period, Cap: b.Cap.StringFixed(2), Spent: b.Spent.StringFixed(2), Remaining: b.Remaining.StringFixed(2),
+		Units: b.Units, UsedUnits: b.UsedUnits, RemainingUnits: b.RemainingUnits, ResetsAt: b.ResetsAt}
+}
+
+// appendJSON appends b as encoding/json would (only callers with a cap
+// have one, so reflection is fine).
+func (b *Budget) appendJSON(buf []byte) []byte {
+	j, _ := json.Marshal(b) // cannot fail: strings, integers, a time
+	return append(buf, j...)
+}
+
+// window describes one limit's decision.
+func window(l ratelimit.Result) Window {
+	return Window{
+		Limit:         l.Limit.Requests,
+		Used:          l.Used,
+		Remaining:     l.Remaining,
+		WindowSeconds: int64(l.Limit.Window / time.Second),
+		StartedAt:     l.WindowStart,
+		ResetsAt:      l.ResetAt(),
+	}
 }
 
 func serveUsage(w http.ResponseWriter, r *http.Request) {
 	p, _ := gate.PrincipalFrom(r.Context())
 	m, _ := gate.MeteringFrom(r.Context())
-	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits}
+	resp := Response{UserID: p.UserID, Username: p.Username, TotalRequests: m.Usage.Total, TotalUnits: m.Usage.TotalUnits, Budget: budget(m.Budget)}
 	if m.Limited {
-		l := m.Limit
-		resp.Window = &Window{
-			Limit:         l.Limit.Requests,
-			Used:          l.Used,
-			Remaining:     l.Remaining,
-			WindowSeconds: int64(l.Limit.Window / time.Second),
-			StartedAt:     l.WindowStart,
-			ResetsAt:      l.ResetAt(),
+		w := window(m.Limit)
+		resp.Window = &w
+		if len(m.Limits) > 1 {
+			for _, l := range m.Limits {
+				w := window(l)
+				w.Name, w.Algorithm = l.Limit.PolicyName(), "fixed"
+				if l.Limit.Algorithm == ratelimit.Sliding {
+					w.Algorithm = "sliding"
+				}
+				resp.Limits = append(resp.Limits, w)
+			}
 		}
 	}
 	buf := bufPool.Get().(*[]byte)
@@ -99,9 +153,28 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = append(b, `,"window":`...)
 	if r.Window == nil {
 		b = append(b, "null"...)
-		return append(b, '}')
+	} else {
+		b = r.Window.appendJSON(b)
 	}
-	w := r.Window
+	if len(r.Limits) > 0 {
+		b = append(b, `,"limits":[`...)
+		for i := range r.Limits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.Limits[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if r.Budget != nil {
+		b = append(b, `,"budget":`...)
+		b = r.Budget.appendJSON(b)
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends w as encoding/json would.
+func (w *Window) appendJSON(b []byte) []byte {
 	b = append(b, `{"limit":`...)
 	b = strconv.AppendInt(b, w.Limit, 10)
 	b = append(b, `,"used":`...)
@@ -114,7 +187,16 @@ func (r Response) appendJSON(b []byte) []byte {
 	b = w.StartedAt.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","resets_at":"`...)
 	b = w.ResetsAt.AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}}`...)
+	b = append(b, '"')
+	if w.Name != "" {
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, w.Name)
+	}
+	if w.Algorithm != "" {
+		b = append(b, `,"algorithm":`...)
+		b = appendJSONString(b, w.Algorithm)
+	}
+	return append(b, '}')
 }
 
 // appendJSONString quotes s as encoding/json does. Usernames are

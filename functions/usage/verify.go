@@ -29,9 +29,8 @@ const (
 	defaultEndpoint = "/verify"
 )
 
-// Verification codes of a POST /verify answer. SPEND_CAP_EXCEEDED
-// belongs to later work (spend caps); clients must accept codes they do
-// not know as a denial.
+// Verification codes of a POST /verify answer; clients must accept codes
+// they do not know as a denial.
 const (
 	CodeValid        = "VALID"
 	CodeMalformedKey = "MALFORMED_KEY"
@@ -40,6 +39,9 @@ const (
 	CodeExpired      = "EXPIRED"   // the key's expiry or rotation grace period has passed
 	CodeSuspended    = "SUSPENDED" // the key's user is suspended
 	CodeRateLimited  = "RATE_LIMITED"
+	// CodeSpendCapExceeded: the call's cost would take the month over the
+	// user's spend cap; nothing recorded or billed (do not retry).
+	CodeSpendCapExceeded = "SPEND_CAP_EXCEEDED"
 	// CodeDuplicate: the request id was answered MaxReplays times already
 	// or first recorded more than ReplayWindow ago.
 	CodeDuplicate = "DUPLICATE"
@@ -104,6 +106,9 @@ type VerifyResponse struct {
 	// ReleaseToken releases this call (POST /verify/release) within 15
 	// minutes: present only on the first answer of an admitted call.
 	ReleaseToken string `json:"release_token,omitempty"`
+	// Budget is what remains of the user's spend cap this month; absent
+	// without a cap.
+	Budget *Budget `json:"budget,omitempty"`
 }
 
 // verifier serves POST /verify: another API's server asks whether its
@@ -180,7 +185,7 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, client
 		return resp, nil
 	}
 	if m.Limited {
-		gate.SetRateLimitHeaders(h, "default", m.Limit)
+		gate.SetMeteringHeaders(h, m)
 		resp.RateLimit = &VerifyLimit{
 			Limit:     m.Limit.Limit.Requests,
 			Remaining: m.Limit.Remaining,
@@ -190,11 +195,14 @@ func decide(ctx context.Context, g *gate.Gate, h http.Header, key string, client
 			resp.RateLimit.RetryAfter = max(int64(math.Ceil(m.Limit.RetryAfter.Seconds())), 1)
 		}
 	}
+	resp.Budget = budget(m.Budget)
 	switch {
 	case shared.ErrorCode(err) == shared.ERequestIDReused:
 		resp.Code = CodeDuplicate // a denial like any other
 	case err != nil:
 		return resp, err
+	case m.CapExceeded:
+		resp.Code = CodeSpendCapExceeded
 	case !m.Admitted():
 		resp.Code = CodeRateLimited
 	default:

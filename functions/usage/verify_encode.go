@@ -54,5 +54,9 @@ func (r VerifyResponse) appendJSON(b []byte) []byte {
 		b = append(b, `,"release_token":`...)
 		b = appendJSONString(b, r.ReleaseToken)
 	}
+	if r.Budget != nil {
+		b = append(b, `,"budget":`...)
+		b = r.Budget.appendJSON(b)
+	}
 	return append(b, '}')
 }

@@ -19,11 +19,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/operator"
 	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/ratelimit"
 )
 
@@ -35,6 +38,7 @@ type adminStore interface {
 	ReactivateUser(ctx context.Context, actor postgres.Actor, id int64) (postgres.AdminUser, error)
 	SetUserLimit(ctx context.Context, actor postgres.Actor, id, units, windowSeconds int64) (postgres.AdminUser, error)
 	ClearUserLimit(ctx context.Context, actor postgres.Actor, id int64) (postgres.AdminUser, error)
+	SetSpendCap(ctx context.Context, actor postgres.Actor, id int64, amount *decimal.Decimal) (int64, error)
 	IssueKey(ctx context.Context, userID int64, name string, expiresIn time.Duration, actor postgres.AuditEntry) (shared.NewKey, error)
 	RevokeKeyByID(ctx context.Context, userID, keyID int64, actor postgres.AuditEntry) (shared.KeyChange, error)
 	ListOperatorTokens(ctx context.Context) ([]postgres.OperatorToken, error)
@@ -74,7 +78,7 @@ const (
 
 // auditActions are the actions the audit log records (GET /admin/audit?action=).
 var auditActions = []string{"key.create", "key.rotate", "key.revoke", "user.suspend", "user.reactivate",
-	"user.limit.set", "user.limit.clear", "token.create", "token.revoke"}
+	"user.limit.set", "user.limit.clear", "user.cap.set", "user.cap.clear", "token.create", "token.revoke"}
 
 // adminUser is the operator API's user object.
 type adminUser struct {
@@ -371,6 +375,61 @@ func (a *admin) clearLimit(w http.ResponseWriter, r *http.Request) {
 	}
 	u, err := a.store.ClearUserLimit(r.Context(), a.actor(r), id)
 	a.answerUser(w, r, u, err)
+}
+
+// capAnswer is the body of PUT /admin/users/{id}/cap.
+type capAnswer struct {
+	UserID int64  `json:"user_id"`
+	Amount string `json:"amount"`
+}
+
+// setCap sets a user's spend cap for them (the customer's own PUT
+// /billing/cap), audited and published like every user change.
+func (a *admin) setCap(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		httpapi.Error(w, r, errNoUser)
+		return
+	}
+	var req struct {
+		Amount *string `json:"amount"`
+	}
+	if err := httpapi.DecodeJSON(w, r, a.maxBody, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if req.Amount == nil {
+		httpapi.Error(w, r, invalid("amount", `is required: a decimal string, e.g. "50.00"`))
+		return
+	}
+	amount, err := pricing.ParseCap(*req.Amount)
+	if err != nil {
+		httpapi.Error(w, r, invalid("amount", err.Error()))
+		return
+	}
+	v, err := a.store.SetSpendCap(r.Context(), a.actor(r), id, &amount)
+	if err != nil {
+		httpapi.Error(w, r, notFound(err, errNoUser))
+		return
+	}
+	a.publish(r, id, v)
+	httpapi.JSON(w, http.StatusOK, capAnswer{UserID: id, Amount: amount.StringFixed(2)})
+}
+
+// clearCap removes a user's spend cap: 204.
+func (a *admin) clearCap(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(r)
+	if !ok {
+		httpapi.Error(w, r, errNoUser)
+		return
+	}
+	v, err := a.store.SetSpendCap(r.Context(), a.actor(r), id, nil)
+	if err != nil {
+		httpapi.Error(w, r, notFound(err, errNoUser))
+		return
+	}
+	a.publish(r, id, v)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // answerUser answers a user change: published, then 200 with the user.

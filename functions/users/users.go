@@ -54,6 +54,8 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"POST /admin/users/{id}/reactivate": http.HandlerFunc(a.reactivate),
 		"PUT /admin/users/{id}/limit":       http.HandlerFunc(a.setLimit),
 		"DELETE /admin/users/{id}/limit":    http.HandlerFunc(a.clearLimit),
+		"PUT /admin/users/{id}/cap":         http.HandlerFunc(a.setCap),
+		"DELETE /admin/users/{id}/cap":      http.HandlerFunc(a.clearCap),
 		"POST /admin/users/{id}/keys":       http.HandlerFunc(a.issueKey),
 		"DELETE /admin/keys/{id}":           http.HandlerFunc(a.revokeKey),
 		"GET /admin/tokens":                 http.HandlerFunc(a.listTokens),

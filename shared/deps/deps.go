@@ -24,6 +24,7 @@ import (
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/meter"
 	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/redisconn"
 	"github.com/ratebill/platform/shared/telemetry"
@@ -80,6 +81,7 @@ func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Deps, error) 
 		FailOpen:      cfg.RateLimitFailOpen,
 		ClientAddr:    httpapi.ClientAddr{Header: cfg.ClientIPHeader, Hops: cfg.TrustedProxyHops},
 		AuthFailLimit: ratelimit.Limit{Requests: cfg.AuthFailLimit, Window: cfg.AuthFailWindow},
+		DefaultPlan:   pricing.DefaultPlan(cfg.RateLimit, cfg.RateWindow, cfg.UnitPrice, cfg.Currency),
 	}).WithReleaser(store).WithTelemetry(d.Telemetry).WithDenials(d.Denials)
 	return d, nil
 }

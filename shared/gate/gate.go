@@ -32,10 +32,14 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
+
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/httpapi"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/telemetry"
 )
@@ -52,11 +56,13 @@ type authenticator interface {
 }
 
 // limiter decides and refunds quotas; *ratelimit.Limiter. A user's
-// quota (AllowUser) also reports the user's published version.
+// limits (AllowUserLimits, all of them in one script call) also report
+// the user's published version.
 type limiter interface {
 	AllowN(ctx context.Context, key string, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
-	AllowUser(ctx context.Context, user int64, limit ratelimit.Limit, n int64) (ratelimit.Result, error)
-	RefundUser(ctx context.Context, user int64, windowStart time.Time, n int64) error
+	AllowUserLimits(ctx context.Context, user int64, limits []ratelimit.Limit, n int64) (ratelimit.Decision, error)
+	RefundUserLimits(ctx context.Context, user int64, d ratelimit.Decision, n int64) error
+	RefundUserLimitsAt(ctx context.Context, user int64, limits []ratelimit.Limit, at time.Time, n int64) error
 }
 
 // recorder records usage events durably; *meter.Recorder.
@@ -110,6 +116,10 @@ type Options struct {
 	// clients send X-API-Key themselves (Authenticated, Metered), never to
 	// Authenticate, whose callers (POST /verify) are a customer's servers.
 	AuthFailLimit ratelimit.Limit
+	// DefaultPlan is the default plan (from API_RATE_LIMIT,
+	// API_RATE_WINDOW, BILLING_UNIT_PRICE): its price converts the spend
+	// cap of a user on it into units.
+	DefaultPlan pricing.Plan
 }
 
 // Gate authenticates, limits and meters requests.
@@ -122,6 +132,16 @@ type Gate struct {
 	tel      *telemetry.Telemetry // nil: off
 	opts     Options
 	denied   string // the 429 detail for the user limit, formatted once
+
+	capMu    sync.Mutex
+	capUnits map[capKey]int64 // spend caps converted into units
+}
+
+// capKey is one conversion of a spend cap: the plan definition (the
+// principal's, nil for the default plan) and the amount.
+type capKey struct {
+	plan *pricing.Plan
+	cap  string
 }
 
 // New returns a Gate over its three dependencies.
@@ -158,20 +178,112 @@ const ReplayedHeader = "Idempotent-Replayed"
 // UserLimit is the default per-user quota the gate enforces.
 func (g *Gate) UserLimit() ratelimit.Limit { return g.opts.UserLimit }
 
-// LimitFor is p's quota: the user's override (units per window) when the
-// operator set one, else the default (API_RATE_LIMIT per
-// API_RATE_WINDOW).
+// LimitFor is p's first limit (LimitsFor), the one GET /me shows.
 func (g *Gate) LimitFor(p shared.Principal) ratelimit.Limit {
-	if p.LimitUnits > 0 && p.LimitWindow >= time.Second {
-		return ratelimit.Limit{Requests: p.LimitUnits, Window: p.LimitWindow}
+	return g.LimitsFor(p)[0]
+}
+
+// LimitsFor is p's limits, every one decided on each call: the limits of
+// the user's plan (the default plan: API_RATE_LIMIT per API_RATE_WINDOW,
+// one fixed limit named "default"), with the operator's override (units
+// per window) in place of the plan's limit named "default", or of all
+// the plan's limits when it has none of that name: an override always
+// wins over the plan.
+func (g *Gate) LimitsFor(p shared.Principal) []ratelimit.Limit {
+	override := p.LimitUnits > 0 && p.LimitWindow >= time.Second
+	if p.PlanDef == nil || len(p.PlanDef.Limits) == 0 {
+		if override {
+			return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
+		}
+		return []ratelimit.Limit{g.opts.UserLimit}
 	}
-	return g.opts.UserLimit
+	out := make([]ratelimit.Limit, 0, len(p.PlanDef.Limits)+1)
+	replaced := false
+	for _, pl := range p.PlanDef.Limits {
+		l := ratelimit.Limit{Name: pl.Name, Requests: pl.Units, Window: time.Duration(pl.WindowSeconds) * time.Second}
+		if pl.Algorithm == pricing.Sliding {
+			l.Algorithm = ratelimit.Sliding
+		}
+		if override && l.PolicyName() == "default" {
+			l.Requests, l.Window, replaced = p.LimitUnits, p.LimitWindow, true
+		}
+		out = append(out, l)
+	}
+	if override && !replaced {
+		return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
+	}
+	return out
+}
+
+// CapLimitName names the limit a spend cap becomes.
+const CapLimitName = "spend-cap"
+
+// planOf is p's plan definition.
+func (g *Gate) planOf(p shared.Principal) pricing.Plan {
+	if p.PlanDef != nil {
+		return *p.PlanDef
+	}
+	return g.opts.DefaultPlan
+}
+
+// capLimit is p's spend cap as a limit: the units the cap buys in a
+// calendar month under p's plan (pricing.Plan.UnitsWithin), converted
+// once per plan definition and amount.
+func (g *Gate) capLimit(p shared.Principal) ratelimit.Limit {
+	k := capKey{plan: p.PlanDef, cap: p.SpendCap.String()}
+	g.capMu.Lock()
+	units, ok := g.capUnits[k]
+	g.capMu.Unlock()
+	if !ok {
+		units = g.planOf(p).UnitsWithin(*p.SpendCap)
+		g.capMu.Lock()
+		if g.capUnits == nil || len(g.capUnits) >= 4096 { // principals come and go: start again
+			g.capUnits = map[capKey]int64{}
+		}
+		g.capUnits[k] = units
+		g.capMu.Unlock()
+	}
+	return ratelimit.Limit{Name: CapLimitName, Requests: units, Algorithm: ratelimit.Period}
+}
+
+// Budget is what remains of a spend cap in the current month.
+type Budget struct {
+	// Period is the month, "YYYY-MM" (UTC).
+	Period string
+	// Cap is the cap; Spent is the month's invoice total for its units so
+	// far, by the user's current plan (fee included); Remaining is Cap -
+	// Spent, never negative.
+	Cap, Spent, Remaining decimal.Decimal
+	// Units is the cap in units (what it buys in a month under the
+	// plan), UsedUnits the month's units, RemainingUnits the difference.
+	Units, UsedUnits, RemainingUnits int64
+	// ResetsAt is the start of the next month.
+	ResetsAt time.Time
+}
+
+// budget describes the spend-cap limit's decision r for p.
+func (g *Gate) budget(p shared.Principal, r ratelimit.Result) *Budget {
+	spent := g.planOf(p).Compute(r.Used).Total
+	return &Budget{
+		Period: r.WindowStart.Format("2006-01"), Cap: *p.SpendCap, Spent: spent,
+		Remaining: decimal.Max(p.SpendCap.Sub(spent), decimal.Zero),
+		Units:     r.Limit.Requests, UsedUnits: r.Used, RemainingUnits: r.Remaining, ResetsAt: r.ResetAt(),
+	}
+}
+
+// CapError is the 402 of a call refused by the spend cap b.
+func CapError(b *Budget) error {
+	return shared.Errorf(shared.ESpendCapExceeded, "this call would take %s over its spend cap of %s (%s spent, %d of %d units left); nothing was recorded or billed",
+		b.Period, b.Cap.StringFixed(2), b.Spent.StringFixed(2), b.RemainingUnits, b.Units)
 }
 
 // deniedDetail is the 429 detail for a user's limit.
 func (g *Gate) deniedDetail(l ratelimit.Limit) string {
 	if l == g.opts.UserLimit {
 		return g.denied
+	}
+	if l.Name != "" && l.Name != "default" {
+		return fmt.Sprintf("rate limit %q of %d requests per %d s exceeded", l.Name, l.Requests, int64(l.Window/time.Second))
 	}
 	return fmt.Sprintf("rate limit of %d requests per %d s exceeded", l.Requests, int64(l.Window/time.Second))
 }
@@ -198,8 +310,22 @@ type Metering struct {
 	// Limited is false when the limit was not enforced (Redis down with
 	// RATE_LIMIT_FAIL_OPEN); Limit is then zero.
 	Limited bool
-	// Limit is the quota decision; Limit.Allowed is false for a denial.
+	// Limit is the quota decision of the limit closest to running out (the
+	// one that denied, for a denial: DESIGN.md's "several limits"
+	// convention); Limit.Allowed is false for a denial.
 	Limit ratelimit.Result
+	// Limits is the decision of every limit of the user, in the plan's
+	// order (one for the default plan).
+	Limits []ratelimit.Result
+	// decision is what a refund gives back to.
+	decision ratelimit.Decision
+	// Budget is the user's spend cap in the current month; nil without a
+	// cap (or when Redis did not decide).
+	Budget *Budget
+	// CapExceeded reports a call refused because its cost would take the
+	// month over the spend cap (answered 402, whatever the rate limits
+	// said: retrying does not help).
+	CapExceeded bool
 	// Usage holds the user's running totals, this call included, and
 	// whether its request id had been recorded before.
 	Usage shared.UsageResult
@@ -218,7 +344,7 @@ type Metering struct {
 }
 
 // Admitted reports whether the call may be served.
-func (m Metering) Admitted() bool { return !m.Limited || m.Limit.Allowed }
+func (m Metering) Admitted() bool { return !m.CapExceeded && (!m.Limited || m.Limit.Allowed) }
 
 // Authenticate returns the principal owning key. A missing or malformed
 // key is refused before any I/O. Errors are application errors:
@@ -274,19 +400,23 @@ func (g *Gate) revalidate(ctx context.Context, p shared.Principal, ver int64) (s
 // When Redis cannot answer, the cached principal stands (AUTH_CACHE_TTL
 // bounds it).
 func (g *Gate) checkVersion(ctx context.Context, p shared.Principal) (shared.Principal, error) {
-	res, err := g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
+	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, g.LimitsFor(p), 0)
 	if err != nil {
 		g.tel.DependencyError(ctx, telemetry.Redis)
 		return p, nil
 	}
-	return g.revalidate(ctx, p, res.Version)
+	return g.revalidate(ctx, p, d.Version)
 }
 
 // Window reads p's current window without taking anything from it (a
 // decision of cost 0): for dashboards, which look without being metered.
 // An error is EUnavailable (Redis cannot answer).
 func (g *Gate) Window(ctx context.Context, p shared.Principal) (ratelimit.Result, error) {
-	return g.limiter.AllowUser(ctx, p.UserID, g.LimitFor(p), 0)
+	d, err := g.limiter.AllowUserLimits(ctx, p.UserID, g.LimitsFor(p), 0)
+	if err != nil {
+		return ratelimit.Result{}, err
+	}
+	return d.Headline(), nil
 }
 
 // Admit takes c's cost from p's quota and, when admitted, records the
@@ -303,16 +433,47 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	case cost < 0:
 		return m, shared.Errorf(shared.EInvalid, "cost must be at least 1 unit")
 	}
+	limits := g.LimitsFor(p)
+	capped := p.SpendCap != nil
+	if capped {
+		limits = append(limits, g.capLimit(p))
+	}
 	dctx, span := g.tel.Start(ctx, telemetry.SpanDecision)
-	res, err := g.limiter.AllowUser(dctx, p.UserID, g.LimitFor(p), cost)
+	d, err := g.limiter.AllowUserLimits(dctx, p.UserID, limits, cost)
 	telemetry.EndSpan(span, err)
-	g.decided(ctx, telemetry.LimitUser, res.Allowed, err)
-	if err != nil && !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err) {
+	g.decided(ctx, telemetry.LimitUser, d.Allowed, err)
+	// Fail-open never applies to a user with a spend cap.
+	if err != nil && (capped || !g.failOpen(ctx, "user:"+strconv.FormatInt(p.UserID, 10), err)) {
 		return m, err
 	}
-	m.Limited, m.Limit = err == nil, res
+	rate := d
+	var capRes ratelimit.Result
+	if capped && err == nil {
+		// The cap is no rate limit: it leaves the headers and the window
+		// to the rate limits, and is reported as the budget.
+		n := len(d.Results) - 1
+		c := d.Results[n]
+		capRes = c
+		rate.Results = append([]ratelimit.Result(nil), d.Results[:n]...)
+		m.Budget = g.budget(p, c)
+		if !d.Allowed && c.RetryAfter > 0 {
+			m.CapExceeded = true
+			fits := true
+			for _, r := range rate.Results {
+				fits = fits && r.RetryAfter == 0
+			}
+			if fits { // the rate limits would have admitted it
+				rate.Allowed = true
+				for i := range rate.Results {
+					rate.Results[i].Allowed = true
+				}
+			}
+		}
+	}
+	res := rate.Headline()
+	m.Limited, m.Limit, m.Limits, m.decision = err == nil, res, rate.Results, d
 	if g.denials != nil {
-		if m.Limited && !res.Allowed {
+		if m.Limited && !d.Allowed {
 			g.denials.Note(p.UserID)
 		} else {
 			g.denials.MaybeFlush()
@@ -325,7 +486,7 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 		// limit applies from the user's next call.
 		if _, err := g.revalidate(ctx, p, res.Version); err != nil {
 			if res.Allowed {
-				g.refund(ctx, p.UserID, res, cost)
+				g.refund(ctx, p.UserID, d, cost)
 			}
 			return Metering{}, err
 		}
@@ -343,9 +504,18 @@ func (g *Gate) Admit(ctx context.Context, p shared.Principal, c Call) (Metering,
 	if err != nil || m.Usage.Duplicate {
 		// Not newly billed: give the quota back.
 		if m.Limited {
-			g.refund(ctx, p.UserID, m.Limit, cost)
+			g.refund(ctx, p.UserID, d, cost)
 			m.Limit.Used -= cost
 			m.Limit.Remaining += cost
+			for i := range m.Limits {
+				m.Limits[i].Used -= cost
+				m.Limits[i].Remaining += cost
+			}
+			if m.Budget != nil {
+				capRes.Used -= cost
+				capRes.Remaining += cost
+				m.Budget = g.budget(p, capRes)
+			}
 		}
 		m.ReleaseToken = ""
 		if err != nil {
@@ -389,12 +559,17 @@ func (g *Gate) Release(ctx context.Context, token string) (shared.Release, error
 	if err != nil {
 		return r, err
 	}
-	// Windows are aligned to the Unix epoch (the limiter's rule): the
-	// call's window started at the multiple of the window before it. The
-	// refund is ignored when that window is over.
-	if w := int64(g.opts.UserLimit.Window / time.Second); w > 0 {
-		start := time.Unix(r.RecordedAt.Unix()/w*w, 0)
-		g.refund(ctx, r.UserID, ratelimit.Result{WindowStart: start}, r.Units)
+	// The units go back to the default limit's window (fixed windows are
+	// aligned to the Unix epoch: the call's window started at the
+	// multiple of the window before it), ignored when that window is
+	// over. The token names no principal: a plan's other limits keep the
+	// released units until their windows move on (never under-counted).
+	if g.opts.UserLimit.Window >= time.Second {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if err := g.limiter.RefundUserLimitsAt(rctx, r.UserID, []ratelimit.Limit{g.opts.UserLimit}, r.RecordedAt, r.Units); err != nil {
+			httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
+		}
 	}
 	return r, nil
 }
@@ -443,10 +618,10 @@ func (g *Gate) decided(ctx context.Context, l telemetry.Limit, allowed bool, err
 	}
 }
 
-func (g *Gate) refund(ctx context.Context, user int64, res ratelimit.Result, n int64) {
+func (g *Gate) refund(ctx context.Context, user int64, d ratelimit.Decision, n int64) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := g.limiter.RefundUser(rctx, user, res.WindowStart, n); err != nil {
+	if err := g.limiter.RefundUserLimits(rctx, user, d, n); err != nil {
 		httpapi.Logger(ctx).WarnContext(ctx, "quota refund failed", "error", err.Error())
 	}
 }
@@ -537,11 +712,13 @@ func (g *Gate) Metered(endpoint string, h http.Handler) http.Handler {
 		}
 		m, err := g.Admit(ctx, p, Call{Endpoint: endpoint, RequestID: httpapi.RequestID(ctx)})
 		if m.Limited {
-			SetRateLimitHeaders(w.Header(), "default", m.Limit)
+			SetMeteringHeaders(w.Header(), m)
 		}
 		switch {
 		case err != nil:
 			httpapi.Error(w, r, err)
+		case m.CapExceeded:
+			httpapi.Error(w, r, CapError(m.Budget))
 		case !m.Admitted():
 			httpapi.Error(w, r, shared.Errorf(shared.ERateLimited, "%s; retry after %s s", g.deniedDetail(m.Limit.Limit), w.Header().Get("Retry-After")))
 		default:

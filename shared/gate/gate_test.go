@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
@@ -21,6 +22,7 @@ import (
 	"github.com/ratebill/platform/shared/gate"
 	"github.com/ratebill/platform/shared/meter"
 	"github.com/ratebill/platform/shared/postgres"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/ratelimit"
 	"github.com/ratebill/platform/shared/testdb"
 )
@@ -75,7 +77,11 @@ func setup(t *testing.T, o options) bundle {
 	if o.gate.UserLimit.Requests == 0 {
 		o.gate.UserLimit = ratelimit.Limit{Requests: 10, Window: time.Hour}
 	}
+	if o.gate.DefaultPlan.Name == "" {
+		o.gate.DefaultPlan = pricing.DefaultPlan(o.gate.UserLimit.Requests, o.gate.UserLimit.Window, decimal.RequireFromString("0.01"), "USD")
+	}
 	if o.gate.SignupLimit.Requests == 0 {
+
 		o.gate.SignupLimit = ratelimit.Limit{Requests: 2, Window: time.Hour}
 	}
 	lim := ratelimit.New(rdb).WithLedger(store) // as deps wires it

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ratebill/platform/shared/ratelimit"
@@ -38,4 +39,28 @@ func SetRateLimitHeaders(h http.Header, policy string, r ratelimit.Result) {
 	} else {
 		h["Retry-After"] = []string{strconv.FormatInt(max(int64(math.Ceil(r.RetryAfter.Seconds())), 1), 10)}
 	}
+}
+
+// SetMeteringHeaders describes a metered call's limits (DESIGN.md's
+// "several limits" convention): X-RateLimit-*, Retry-After and RateLimit
+// show the limit closest to running out (Metering.Limit), and
+// RateLimit-Policy names every limit of the user, e.g.
+//
+//	RateLimit-Policy: "burst";q=10;w=1, "daily";q=1000;w=86400
+//
+// With one limit it is SetRateLimitHeaders.
+func SetMeteringHeaders(h http.Header, m Metering) {
+	r := m.Limit
+	SetRateLimitHeaders(h, r.Limit.PolicyName(), r)
+	if len(m.Limits) < 2 {
+		return
+	}
+	var b strings.Builder
+	for i, l := range m.Limits {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`"` + l.Limit.PolicyName() + `";q=` + strconv.FormatInt(l.Limit.Requests, 10) + ";w=" + strconv.FormatInt(int64(l.Limit.Window/time.Second), 10))
+	}
+	h["Ratelimit-Policy"] = []string{b.String()}
 }

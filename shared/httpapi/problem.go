@@ -44,6 +44,7 @@ var statuses = map[shared.Code]int{
 	shared.EUnsupportedMedia:  http.StatusUnsupportedMediaType,
 	shared.EInvalid:           http.StatusUnprocessableEntity,
 	shared.ERateLimited:       http.StatusTooManyRequests,
+	shared.ESpendCapExceeded:  http.StatusPaymentRequired,
 	shared.EUnavailable:       http.StatusServiceUnavailable,
 	shared.EInternal:          http.StatusInternalServerError,
 }

@@ -2,14 +2,18 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
 	"github.com/ratebill/platform/shared/config"
 	"github.com/ratebill/platform/shared/lazy"
+	"github.com/ratebill/platform/shared/pricing"
 )
 
 // Store runs the platform's queries. Its pool is built on first use (and,
@@ -120,8 +124,13 @@ func (s *Store) LookupKey(ctx context.Context, digest apikey.Digest) (shared.Pri
 	const q = `
 SELECT k.id, u.id, u.username, u.email, u.created_at, k.display_prefix, k.revoked_at IS NOT NULL,
        k.expires_at, coalesce(k.expires_at <= now(), false), u.suspended_at IS NOT NULL,
-       coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version
+       coalesce(u.limit_units, 0), coalesce(u.limit_window_seconds, 0), u.version,
+       coalesce(pl.name, 'default'), coalesce(pl.from_config, true), coalesce(pl.currency, ''), coalesce(pl.fixed_fee, 0),
+       coalesce(pl.included_units, 0), coalesce(pl.price, 'null'), coalesce(pl.limits, 'null'), u.spend_cap
 FROM api_keys k JOIN users u ON u.id = k.user_id
+LEFT JOIN LATERAL (
+    SELECT plans.* FROM plan_assignments a JOIN plans ON plans.name = a.plan_name
+    WHERE a.user_id = u.id AND a.effective_from <= now() ORDER BY a.effective_from DESC LIMIT 1) pl ON true
 WHERE k.key_hash = $1`
 	var p shared.Principal
 	pool, err := s.db(ctx)
@@ -131,9 +140,14 @@ WHERE k.key_hash = $1`
 	var revoked, expired bool
 	var expires *time.Time
 	var window int64
+	var fromConfig bool
+	var plan pricing.Plan
+	var price, limits []byte
+	var spendCap decimal.NullDecimal
 	err = pool.QueryRow(ctx, q, digest[:]).
 		Scan(&p.KeyID, &p.UserID, &p.Username, &p.Email, &p.CreatedAt, &p.KeyPrefix, &revoked,
-			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version)
+			&expires, &expired, &p.Suspended, &p.LimitUnits, &window, &p.Version, &plan.Name, &fromConfig,
+			&plan.Currency, &plan.FixedFee, &plan.IncludedUnits, &price, &limits, &spendCap)
 	switch {
 	case err != nil:
 		return shared.Principal{}, mapError("looking up key", err)
@@ -144,6 +158,19 @@ WHERE k.key_hash = $1`
 	}
 	if expires != nil {
 		p.KeyExpiresAt = expires.UTC()
+	}
+	p.Plan = plan.Name
+	if !fromConfig {
+		if err := json.Unmarshal(price, &plan.Price); err != nil {
+			return shared.Principal{}, fmt.Errorf("decoding the price of plan %s: %w", plan.Name, err)
+		}
+		if err := json.Unmarshal(limits, &plan.Limits); err != nil {
+			return shared.Principal{}, fmt.Errorf("decoding the limits of plan %s: %w", plan.Name, err)
+		}
+		p.PlanDef = &plan
+	}
+	if spendCap.Valid {
+		p.SpendCap = &spendCap.Decimal
 	}
 	p.LimitWindow = time.Duration(window) * time.Second
 	p.KeyDigest = digest

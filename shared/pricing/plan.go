@@ -57,8 +57,9 @@ type Tier struct {
 }
 
 // Limit is one rate limit of a plan: Units per WindowSeconds, decided by
-// Algorithm. Stored now; the gate enforces a plan's several limits in a
-// later change (today it enforces the default plan's single limit).
+// Algorithm. The gate decides every limit of a user's plan in one atomic
+// Redis script (ratelimit.Limiter.AllowUserLimits): a call is admitted
+// only when its cost fits all of them.
 type Limit struct {
 	Name          string `json:"name"`
 	Units         int64  `json:"units"`

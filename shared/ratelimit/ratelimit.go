@@ -78,11 +78,47 @@ type Limit struct {
 	// cost is 1 unit); at least 1.
 	Requests int64
 	Window   time.Duration // window length; whole seconds, at least 1 s
+	// Name names the limit among a plan's several (AllowUserLimits) and
+	// in the RateLimit-Policy header; "" is "default".
+	Name string
+	// Algorithm is Fixed (the zero value) or Sliding.
+	Algorithm Algorithm
 }
 
-// String renders the limit as "1000/86400s".
+// Algorithm is how a limit counts its window.
+type Algorithm uint8
+
+const (
+	// Fixed counts windows aligned to the Unix epoch: exact counts, but a
+	// client may take the limit at the end of one window and again at the
+	// start of the next (twice the limit within a few seconds).
+	Fixed Algorithm = iota
+	// Sliding counts the units taken in the last Window (in buckets of
+	// Window/60, at least 1 ms, see multi.lua): no interval of length
+	// Window ever holds more than Requests units.
+	Sliding
+	// Period counts the calendar month (UTC, Redis's clock); Window is
+	// ignored and Requests may be 0 (nothing admitted). It enforces a
+	// spend cap converted into units: the counter is seeded from the
+	// ledger (the month's units so far) before its first decision.
+	Period
+)
+
+// String renders the limit as "1000/86400s" (fixed) or "10/60s sliding".
 func (l Limit) String() string {
-	return fmt.Sprintf("%d/%ds", l.Requests, int64(l.Window/time.Second))
+	s := fmt.Sprintf("%d/%ds", l.Requests, int64(l.Window/time.Second))
+	if l.Algorithm == Sliding {
+		s += " sliding"
+	}
+	return s
+}
+
+// PolicyName is the limit's name, "default" when it has none.
+func (l Limit) PolicyName() string {
+	if l.Name == "" {
+		return "default"
+	}
+	return l.Name
 }
 
 // Result is one decision.
@@ -95,6 +131,8 @@ type Result struct {
 	// Remaining is Limit.Requests - Used, never negative.
 	Remaining int64
 	// WindowStart is the start of the current window (Redis clock, UTC).
+	// For a Sliding limit it is ResetAt minus the window: the window
+	// that ends when the oldest counted units come back.
 	WindowStart time.Time
 	// ResetAfter is the time until the window ends and the quota refills.
 	ResetAfter time.Duration
@@ -106,6 +144,9 @@ type Result struct {
 	// none was published (or Redis lost it) and for quotas that are not a
 	// user's (AllowN).
 	Version int64
+	// stamp is where a decision of AllowUserLimits took its units (the
+	// window start in seconds, or the sliding bucket), for a refund.
+	stamp int64
 }
 
 // ResetAt is the end of the current window.
@@ -167,9 +208,10 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit Limit) (Result, e
 
 // AllowN takes n units at once if all n fit, in one atomic script call,
 // batched with concurrent calls like Allow; nothing is taken otherwise.
-// n = 0 reports the current state without taking anything.
+// n = 0 reports the current state without taking anything. The limit
+// must be Fixed (a sliding limit is a user's: AllowUserLimits).
 func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) (Result, error) {
-	if !limit.valid() || n < 0 {
+	if !limit.valid() || limit.Algorithm != Fixed || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
 	return l.allow(ctx, quota{counter: keyPrefix + key}, limit, n)
@@ -183,9 +225,11 @@ func (l *Limiter) AllowN(ctx context.Context, key string, limit Limit, n int64) 
 // With a ledger (WithLedger), a window Redis lost (see rebuild.go) is
 // rebuilt from it before the decision: that costs a ledger query and
 // two more Redis round trips, once per user and window after a loss.
-// A ledger failure is returned as the ledger's error.
+// A ledger failure is returned as the ledger's error. The limit must be
+// Fixed, and is counted on the user's default counter whatever its Name;
+// a plan's several limits are AllowUserLimits.
 func (l *Limiter) AllowUser(ctx context.Context, user int64, limit Limit, n int64) (Result, error) {
-	if !limit.valid() || n < 0 {
+	if !limit.valid() || limit.Algorithm != Fixed || n < 0 {
 		return Result{}, ErrInvalidLimit
 	}
 	q := quota{counter: userCounter(user), hash: userHash(user), user: user, kind: kindUser}
@@ -246,7 +290,10 @@ func (l *Limiter) PublishVersion(ctx context.Context, user int64, v int64) error
 }
 
 func (l Limit) valid() bool {
-	return l.Requests >= 1 && l.Window >= time.Second && l.Window%time.Second == 0
+	if l.Algorithm == Period {
+		return l.Requests >= 0
+	}
+	return l.Requests >= 1 && l.Window >= time.Second && l.Window%time.Second == 0 && l.Algorithm <= Sliding
 }
 
 // Refund gives back n units taken in the window that started at

@@ -143,7 +143,7 @@ func TestRefund(t *testing.T) {
 func TestInvalidLimit(t *testing.T) {
 	t.Parallel()
 	lim, _ := miniLimiter(t)
-	for _, l := range []ratelimit.Limit{{0, time.Second}, {1, 0}, {1, 1500 * time.Millisecond}} {
+	for _, l := range []ratelimit.Limit{{Requests: 0, Window: time.Second}, {Requests: 1}, {Requests: 1, Window: 1500 * time.Millisecond}, {Requests: 1, Window: time.Second, Algorithm: ratelimit.Sliding}} {
 		if _, err := lim.Allow(context.Background(), "k", l); err != ratelimit.ErrInvalidLimit {
 			t.Errorf("%v: err = %v", l, err)
 		}

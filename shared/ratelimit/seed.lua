@@ -13,6 +13,9 @@
 -- ARGV[2]  the window start it answered with (unix s)
 -- ARGV[3]  window length in seconds
 -- ARGV[4]  the units the ledger holds for the window
+-- ARGV[5]  optional: the window's end (unix s) for a window that is not
+--          aligned to the epoch (a calendar month, multi.lua's 'p');
+--          ARGV[3] is then ignored
 --
 -- Returns the counter's value, or -1 when nothing was seeded: the marker
 -- changed (the data was lost again; the caller's next decision asks
@@ -25,7 +28,13 @@ local start = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1])
-if now - (now % window) ~= start then
+local finish = start + window
+if ARGV[5] then
+  finish = tonumber(ARGV[5])
+  if now < start or now >= finish then
+    return -1
+  end
+elseif now - (now % window) ~= start then
   return -1
 end
 local cur = redis.call('HMGET', KEYS[1], 's', 'n', 'w')
@@ -38,5 +47,5 @@ if ledger > n then
   n = ledger
 end
 redis.call('HSET', KEYS[1], 's', start, 'n', n, 'w', window, 'm', marker)
-redis.call('EXPIREAT', KEYS[1], start + window + 1)
+redis.call('EXPIREAT', KEYS[1], finish + 1)
 return n
