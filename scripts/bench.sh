@@ -106,6 +106,7 @@ if [[ -z ${BENCH_SKIP_GO:-} ]]; then
 		set -e
 		cd '$root/shared'
 		go test -run '^\$' -bench 'BenchmarkValidateHash|BenchmarkAuthenticate|BenchmarkDecision|BenchmarkRecord' -benchtime 2s -count $rounds ./apikey ./auth ./ratelimit ./meter
+		go test -run '^\$' -bench 'BenchmarkUnknownKeyFlood' -benchtime 5000x -count $rounds ./gate
 		cd '$root/functions/usage'
 		go test -run '^\$' -bench 'BenchmarkMeteredHandler' -benchtime 3s -count $rounds .
 	" | tee "$gobench" >&2
@@ -288,6 +289,16 @@ gen=$work/generated.md
 		if [[ -n $toff && -n $ton ]]; then
 			echo
 			echo "Telemetry on the metered request as deployed (every request measured, 10 % of unsampled requests traced) vs off, same run: **$(awk -v a="$ton" -v b="$toff" 'BEGIN {printf "%+.1f %%", (a/b-1)*100}')** CPU per request ($ton vs $toff µs, medians; target under +10 %); every request traced: $(awk -v a="$ttr" -v b="$toff" 'BEGIN {printf "%+.1f %%", (a/b-1)*100}') ($ttr µs)."
+		fi
+		# A flood of unknown keys vs a customer's requests on the same
+		# instance: the customer's ns/op with and without it, and the
+		# flood's Postgres lookups (bounded by AUTH_FAIL_LIMIT per window).
+		med() { awk -v n="$1" -v u="$2" '$1 ~ "^BenchmarkUnknownKeyFlood/flood=" n "(-[0-9]+)?$" {for (i=2; i<NF; i++) if ($(i+1)==u) print $i}' "$gobench" | sort -g | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]}'; }
+		foff=$(med off ns/op)
+		fon=$(med on ns/op)
+		if [[ -n $foff && -n $fon ]]; then
+			echo
+			echo "A flood of unknown keys (one address, as fast as the gate answers: $(med on flood-req/s) req/s) vs none, same run: a customer's authenticated request takes **$(awk -v a="$fon" -v b="$foff" 'BEGIN {printf "%.2f×", a/b}')** the time ($fon vs $foff ns, medians); the flood's Postgres lookups: $(med on flood-lookups) for $(med on flood-reqs) unknown keys (AUTH_FAIL_LIMIT 100 per minute)."
 		fi
 		echo
 	fi

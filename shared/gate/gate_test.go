@@ -47,7 +47,7 @@ type options struct {
 // setup builds a gate from the real components on the test's own
 // database. User ids start at a random offset, so tests running in
 // parallel never share a Redis counter.
-func setup(t *testing.T, o options) bundle {
+func setup(t testing.TB, o options) bundle {
 	t.Helper()
 	ctx := context.Background()
 	pool := testdb.Pool(t)
