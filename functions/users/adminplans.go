@@ -161,8 +161,8 @@ func (a *adminPlans) put(w http.ResponseWriter, r *http.Request) {
 }
 
 type assignRequest struct {
-	Plan      *string    `json:"plan"`
-	Effective *time.Time `json:"effective"`
+	Plan      *string `json:"plan"`
+	Effective *string `json:"effective"`
 }
 
 // assign puts user {id} on a plan from effective (default now), truncated
@@ -184,11 +184,12 @@ func (a *adminPlans) assign(w http.ResponseWriter, r *http.Request) {
 	}
 	at := a.now()
 	if req.Effective != nil {
-		at = *req.Effective
-		if at.Year() < 2000 || at.Year() > 9999 {
-			httpapi.Error(w, r, invalid("effective", "must be an RFC 3339 time from year 2000 to 9999"))
+		t, err := time.Parse(time.RFC3339, *req.Effective)
+		if err != nil {
+			httpapi.Error(w, r, invalid("effective", "must be an RFC 3339 time, e.g. 2026-12-01T00:00:00Z"))
 			return
 		}
+		at = t
 	}
 	v, err := a.plans.AssignPlanAs(r.Context(), a.actor(r), shared.PlanAssignment{UserID: id, Plan: *req.Plan, EffectiveFrom: at})
 	if err != nil {
