@@ -35,7 +35,8 @@ first, as the API orders it); --json --follow prints one JSON entry a line,
 oldest first.
 
 Actions: key.create, key.rotate, key.revoke, user.suspend, user.reactivate,
-user.limit.set, user.limit.clear, token.create, token.revoke.`,
+user.limit.set, user.limit.clear, user.cap.set, user.cap.clear,
+user.plan.set, plan.create, plan.update, token.create, token.revoke.`,
 		Example: `  ratebill audit tail --user 42
   ratebill audit tail --action user.suspend --limit 100
   ratebill audit tail --follow`,

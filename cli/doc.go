@@ -9,6 +9,10 @@
 //	ratebill users reactivate USER_ID
 //	ratebill users limit USER_ID --limit UNITS --window SECONDS
 //	ratebill users limit USER_ID --clear
+//	ratebill users plan USER_ID PLAN [--effective RFC3339]
+//	ratebill plans list
+//	ratebill plans show NAME
+//	ratebill plans set NAME --file PLAN.json
 //	ratebill keys issue USER_ID [--name NAME] [--expires-in DURATION]
 //	ratebill keys revoke KEY_ID
 //	ratebill tokens list

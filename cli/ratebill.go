@@ -127,7 +127,7 @@ Exit codes: 0 done, 1 the API refused (status and detail on stderr),
 	pf.StringVar(&a.tokenFile, "token-file", "", "read the operator token from this file (e.g. .data/operator-token)")
 	pf.BoolVar(&a.json, "json", false, "print the API's JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "give up on a request after this long (0: never)")
-	root.AddCommand(a.usersCommand(), a.keysCommand(), a.tokensCommand(), a.auditCommand())
+	root.AddCommand(a.usersCommand(), a.plansCommand(), a.keysCommand(), a.tokensCommand(), a.auditCommand())
 	return root
 }
 

@@ -106,7 +106,15 @@ func writeUser(w io.Writer, u User, extra ...[2]string) error {
 // writeUserDetail is users show: the user, its usage and its keys.
 func writeUserDetail(w io.Writer, d UserDetail, now time.Time) error {
 	usage := fmt.Sprintf("%d requests, %d units", d.Usage.TotalRequests, d.Usage.TotalUnits)
-	if err := writeUser(w, d.User, [2]string{"usage", usage}); err != nil {
+	extra := [][2]string{{"usage", usage}}
+	if d.Plan != nil {
+		plan := d.Plan.Plan
+		if d.Plan.EffectiveFrom != nil {
+			plan += " since " + when(d.Plan.EffectiveFrom)
+		}
+		extra = append(extra, [2]string{"plan", plan})
+	}
+	if err := writeUser(w, d.User, extra...); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

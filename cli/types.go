@@ -29,7 +29,8 @@ type Limit struct {
 // first) and the totals of its usage.
 type UserDetail struct {
 	User
-	Keys  []Key `json:"keys"`
+	Keys  []Key     `json:"keys"`
+	Plan  *UserPlan `json:"plan"`
 	Usage struct {
 		TotalRequests int64 `json:"total_requests"`
 		TotalUnits    int64 `json:"total_units"`

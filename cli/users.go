@@ -11,8 +11,8 @@ import (
 )
 
 func (a *app) usersCommand() *cobra.Command {
-	c := group("users", "List, show, suspend and limit users")
-	c.AddCommand(a.usersList(), a.usersShow(), a.usersSuspend(), a.usersReactivate(), a.usersLimit())
+	c := group("users", "List, show, suspend, limit users and put them on plans")
+	c.AddCommand(a.usersList(), a.usersShow(), a.usersSuspend(), a.usersReactivate(), a.usersLimit(), a.usersPlan())
 	return c
 }
 

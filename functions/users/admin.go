@@ -45,6 +45,7 @@ type adminStore interface {
 	CreateOperatorToken(ctx context.Context, actor postgres.Actor, name, scope string, digest [32]byte, prefix string) (postgres.OperatorToken, error)
 	RevokeOperatorToken(ctx context.Context, actor postgres.Actor, id int64) error
 	ListAudit(ctx context.Context, f postgres.AuditFilter, beforeID int64, limit int) ([]postgres.AuditRecord, error)
+	UserPlan(ctx context.Context, id int64) (string, *time.Time, error)
 }
 
 // VersionPublisher publishes a user's new users.version to Redis after a
@@ -78,7 +79,8 @@ const (
 
 // auditActions are the actions the audit log records (GET /admin/audit?action=).
 var auditActions = []string{"key.create", "key.rotate", "key.revoke", "user.suspend", "user.reactivate",
-	"user.limit.set", "user.limit.clear", "user.cap.set", "user.cap.clear", "token.create", "token.revoke"}
+	"user.limit.set", "user.limit.clear", "user.cap.set", "user.cap.clear", "user.plan.set", "plan.create", "plan.update",
+	"token.create", "token.revoke"}
 
 // adminUser is the operator API's user object.
 type adminUser struct {
@@ -105,6 +107,9 @@ type adminUserDetail struct {
 	adminUser
 	Keys  []keyObject  `json:"keys"`
 	Usage usageSummary `json:"usage"`
+	// Plan is the plan the user is on now (effective_from null: never
+	// assigned, on the default plan); a limit override still wins.
+	Plan userPlan `json:"plan"`
 }
 
 // keyObject is the key object of the keys API (DESIGN: key objects).
@@ -296,7 +301,13 @@ func (a *admin) getUser(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, notFound(err, errNoUser))
 		return
 	}
-	out := adminUserDetail{adminUser: toAdminUser(u), Keys: []keyObject{}, Usage: usageSummary{TotalRequests: tot.Requests, TotalUnits: tot.Units}}
+	plan, from, err := a.store.UserPlan(r.Context(), id)
+	if err != nil {
+		httpapi.Error(w, r, notFound(err, errNoUser))
+		return
+	}
+	out := adminUserDetail{adminUser: toAdminUser(u), Keys: []keyObject{}, Usage: usageSummary{TotalRequests: tot.Requests, TotalUnits: tot.Units},
+		Plan: userPlan{UserID: id, Plan: plan, EffectiveFrom: from}}
 	for _, k := range keys {
 		out.Keys = append(out.Keys, toKey(k))
 	}

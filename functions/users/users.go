@@ -17,6 +17,7 @@ import (
 	"github.com/ratebill/platform/shared/httpapi"
 	"github.com/ratebill/platform/shared/identity"
 	"github.com/ratebill/platform/shared/operator"
+	"github.com/ratebill/platform/shared/pricing"
 	"github.com/ratebill/platform/shared/routes"
 	"github.com/ratebill/platform/shared/serve"
 	"github.com/ratebill/platform/shared/webui"
@@ -35,6 +36,8 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 	a := &admin{store: d.Store, publisher: d.Limiter, maxBody: d.Config.MaxBodyBytes,
 		clientIP: httpapi.ClientAddr{Header: d.Config.ClientIPHeader, Hops: d.Config.TrustedProxyHops}}
 	u := &adminUsage{store: d.Store, now: time.Now}
+	pl := &adminPlans{admin: a, plans: d.Store, many: d.Limiter, now: time.Now,
+		defaultOf: pricing.DefaultPlan(d.Config.RateLimit, d.Config.RateWindow, d.Config.UnitPrice, d.Config.Currency)}
 	opts := serve.OptionsFor(d)
 	opts.Operators = operator.New(d.Store, d.Config.OperatorBootstrapToken)
 	signup := http.HandlerFunc(s.createUser)
@@ -62,6 +65,10 @@ func Handler(d *deps.Deps) (http.Handler, error) {
 		"POST /admin/tokens":                http.HandlerFunc(a.createToken),
 		"DELETE /admin/tokens/{id}":         http.HandlerFunc(a.revokeToken),
 		"GET /admin/audit":                  http.HandlerFunc(a.listAudit),
+		"GET /admin/plans":                  http.HandlerFunc(pl.list),
+		"GET /admin/plans/{name}":           http.HandlerFunc(pl.get),
+		"PUT /admin/plans/{name}":           http.HandlerFunc(pl.put),
+		"PUT /admin/users/{id}/plan":        http.HandlerFunc(pl.assign),
 		"GET /admin/usage/history":          http.HandlerFunc(u.history),
 		"GET /admin/usage/top":              http.HandlerFunc(u.top),
 		"GET /console":                      webui.Console(),

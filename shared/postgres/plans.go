@@ -111,12 +111,7 @@ func (s *Store) Plans(ctx context.Context) ([]shared.StoredPlan, error) {
 	return out, mapError("reading plans", rows.Err())
 }
 
-// AssignPlan puts a user on a plan from a.EffectiveFrom, truncated to
-// the minute. It refuses (EConflict) a change that falls in a period
-// whose invoice for the user is closed: closed invoices never change.
-// Errors: ENotFound for an unknown user or plan.
-func (s *Store) AssignPlan(ctx context.Context, a shared.PlanAssignment) error {
-	const q = `
+const assignQuery = `
 WITH u AS (SELECT id FROM users WHERE id = $1),
      p AS (SELECT name FROM plans WHERE name = $2),
      closed AS (SELECT 1 FROM invoices WHERE user_id = $1 AND status = 'closed'
@@ -127,12 +122,27 @@ WITH u AS (SELECT id FROM users WHERE id = $1),
          ON CONFLICT (user_id, effective_from) DO UPDATE SET plan_name = EXCLUDED.plan_name, created_at = now()
          RETURNING 1)
 SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM p), EXISTS (SELECT 1 FROM closed), EXISTS (SELECT 1 FROM ins)`
+
+// AssignPlan puts a user on a plan from a.EffectiveFrom, truncated to
+// the minute. It refuses (EConflict) a change that falls in a period
+// whose invoice for the user is closed: closed invoices never change.
+// Errors: ENotFound for an unknown user or plan.
+func (s *Store) AssignPlan(ctx context.Context, a shared.PlanAssignment) error {
 	pool, err := s.db(ctx)
 	if err != nil {
 		return err
 	}
+	return assignPlan(ctx, pool, a)
+}
+
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func assignPlan(ctx context.Context, db rowQuerier, a shared.PlanAssignment) error {
 	var user, plan, closed, done bool
-	if err := pool.QueryRow(ctx, q, a.UserID, a.Plan, a.EffectiveFrom).Scan(&user, &plan, &closed, &done); err != nil {
+	if err := db.QueryRow(ctx, assignQuery, a.UserID, a.Plan, a.EffectiveFrom).Scan(&user, &plan, &closed, &done); err != nil {
 		return mapError("assigning a plan", err)
 	}
 	switch {

@@ -289,6 +289,48 @@ func (l *Limiter) PublishVersion(ctx context.Context, user int64, v int64) error
 	return nil
 }
 
+// PublishVersions publishes many users' versions (a plan change reaches
+// every user on the plan): in pipelines of up to publishBatch scripts
+// when the client can pipeline, so N users cost N/publishBatch round
+// trips. versions maps user id to version. The first failure is
+// returned after every batch was tried.
+func (l *Limiter) PublishVersions(ctx context.Context, versions map[int64]int64) error {
+	p, ok := l.rdb.(pipeliner)
+	if !ok || len(versions) == 1 {
+		var first error
+		for u, v := range versions {
+			if err := l.PublishVersion(ctx, u, v); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	var first error
+	pipe := p.Pipeline()
+	flush := func() {
+		if pipe.Len() == 0 {
+			return
+		}
+		// Eval, not EvalSha: a pipeline cannot fall back on NOSCRIPT, and
+		// the script is a few hundred bytes.
+		if _, err := pipe.Exec(ctx); err != nil && first == nil {
+			first = unavailable("publishing user versions", err)
+		}
+		pipe = p.Pipeline()
+	}
+	for u, v := range versions {
+		publishScript.Eval(ctx, pipe, []string{userHash(u)}, v)
+		if pipe.Len() >= publishBatch {
+			flush()
+		}
+	}
+	flush()
+	return first
+}
+
+// publishBatch bounds the scripts of one PublishVersions pipeline.
+const publishBatch = 500
+
 func (l Limit) valid() bool {
 	if l.Algorithm == Period {
 		return l.Requests >= 0

@@ -192,3 +192,42 @@ func TestPublishVersionConcurrent(t *testing.T) {
 		t.Fatalf("%+v %v, want version 100", r, err)
 	}
 }
+
+// TestPublishVersions: publishing many users at once (a plan change)
+// sets each one's version, over more than one pipeline, and never lowers
+// one already higher; on every kind of client.
+func TestPublishVersions(t *testing.T) {
+	t.Parallel()
+	for _, c := range versionClients() {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			lim := ratelimit.New(c.rdb(t))
+			ctx := context.Background()
+			const n = 1203 // three pipelines of at most 500
+			versions := make(map[int64]int64, n)
+			users := make([]int64, 0, n)
+			for i := range int64(n) {
+				u := uniqueUser()
+				users = append(users, u)
+				versions[u] = 10 + i
+			}
+			higher := users[7]
+			if err := lim.PublishVersion(ctx, higher, 1_000_000); err != nil {
+				t.Fatal(err)
+			}
+			if err := lim.PublishVersions(ctx, versions); err != nil {
+				t.Fatal(err)
+			}
+			for i, u := range users {
+				want := 10 + int64(i)
+				if u == higher {
+					want = 1_000_000
+				}
+				r, err := lim.AllowUser(ctx, u, ratelimit.Limit{Requests: 1000, Window: time.Minute}, 0)
+				if err != nil || r.Version != want {
+					t.Fatalf("user %d (#%d): %+v %v, want version %d", u, i, r, err, want)
+				}
+			}
+		})
+	}
+}

@@ -254,6 +254,75 @@ func TestCLI(t *testing.T) {
 	usage(t, run(t, "users", "limit", sid, "--clear", "--limit", "5"), "--clear goes alone")
 	refused(t, run(t, "users", "limit", sid, "--limit", "0", "--window", "60"), "422", "validation-failed", "limit is required")
 
+	// plans set / list / show, users plan: the API's answers, tables of
+	// them, and the plan acting on the customer's key.
+	planFile := filepath.Join(t.TempDir(), "growth.json")
+	writePlan := func(units int64) {
+		t.Helper()
+		b, err := json.Marshal(growthPlan(units))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(planFile, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePlan(400)
+	if out := ok(t, "plans", "set", "clitier", "--file", planFile); !strings.Contains(out, "clitier") || !strings.Contains(out, "hourly") ||
+		!strings.Contains(out, "graduated") || !strings.Contains(out, "400") {
+		t.Fatalf("plans set:\n%s", out)
+	}
+	writePlan(450)
+	setJSON := parse(t, ok(t, "plans", "set", "clitier", "--file", planFile, "--json"))
+	same(t, "plans set --json", setJSON, apiGet(t, "/admin/plans/clitier", boot))
+	same(t, "plans show --json", parse(t, ok(t, "plans", "show", "clitier", "--json")), apiGet(t, "/admin/plans/clitier", boot))
+	same(t, "plans list --json", parse(t, ok(t, "plans", "list", "--json")), apiGet(t, "/admin/plans", boot))
+	if out := ok(t, "plans", "list"); !strings.Contains(out, "default (config)") || !strings.Contains(out, "clitier") || !strings.Contains(out, "hourly 450/3600s fixed") {
+		t.Fatalf("plans list:\n%s", out)
+	}
+	if out := ok(t, "plans", "show", "clitier"); !strings.Contains(out, "included units") || !strings.Contains(out, "450") || !strings.Contains(out, "sliding") && !strings.Contains(out, "fixed") {
+		t.Fatalf("plans show:\n%s", out)
+	}
+	if out := ok(t, "users", "plan", sid, "clitier"); !strings.Contains(out, "clitier") || !strings.Contains(out, sid) {
+		t.Fatalf("users plan:\n%s", out)
+	}
+	// The assignment is published: each usage process revalidates the
+	// cached key on its next call (the call that notices may still answer
+	// with the old principal), so poll with a deadline.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		w := obj(e.do(req{method: "GET", path: "/usage", key: key}).JSON(t)["window"])
+		if w["limit"] == float64(450) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key's window 2 s after users plan clitier: %v", w)
+		}
+	}
+	if p := obj(obj(apiGet(t, up, boot))["plan"]); p["plan"] != "clitier" {
+		t.Fatalf("the API's user after users plan: %v", p)
+	}
+	if out := ok(t, "users", "show", sid); !strings.Contains(out, "clitier since") {
+		t.Fatalf("users show lacks the plan:\n%s", out)
+	}
+	back := obj(parse(t, ok(t, "users", "plan", sid, "default", "--json")))
+	if back["plan"] != "default" || back["user_id"] != float64(uid) {
+		t.Fatalf("users plan --json: %v", back)
+	}
+	refused(t, run(t, "plans", "show", "nope"), "404", "no such plan")
+	refused(t, run(t, "users", "plan", sid, "nope"), "404", "no plan named")
+	refused(t, run(t, "plans", "set", "default", "--file", planFile), "409", "conflict")
+	bad := growthPlan(1)
+	bad["limits"] = []any{}
+	b, _ := json.Marshal(bad)
+	badFile := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(badFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, run(t, "plans", "set", "clitier", "--file", badFile), "422", "validation-failed", "limits")
+	usage(t, run(t, "plans", "set", "clitier"), "--file is required")
+	usage(t, run(t, "users", "plan", sid), "takes 2 argument")
+	usage(t, run(t, "users", "plan", sid, "clitier", "--effective", "soon"), "RFC 3339")
+
 	// keys issue / revoke, seen where they act.
 	issued := run(t, "keys", "issue", sid, "--name", "from-cli", "--expires-in", "24h")
 	m := regexp.MustCompile(`key (\d+) "from-cli" issued for user \d+, expires \S+ \S+\napi key \(shown once, store it now\): (\S+)\n$`).FindStringSubmatch(issued.out)
@@ -319,6 +388,11 @@ func TestCLI(t *testing.T) {
 	}
 	refused(t, asViewer("users", "suspend", sid, "--reason", "not allowed"), "403", "forbidden", "may only read")
 	refused(t, asViewer("keys", "issue", sid), "403", "forbidden")
+	refused(t, asViewer("plans", "set", "clitier", "--file", planFile), "403", "forbidden")
+	refused(t, asViewer("users", "plan", sid, "clitier"), "403", "forbidden")
+	if r := asViewer("plans", "list"); r.code != 0 || !strings.Contains(r.out, "clitier") {
+		t.Fatalf("a viewer listing plans: %+v", r)
+	}
 	refused(t, asViewer("tokens", "create", "--name", "x", "--scope", "admin"), "403", "forbidden")
 	if v := obj(apiGet(t, up, boot)); v["suspended_at"] != nil {
 		t.Fatalf("a viewer's refused suspension suspended the user: %v", v)

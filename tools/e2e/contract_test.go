@@ -214,10 +214,12 @@ func (c *contract) check(req *http.Request, reqBody []byte, resp *http.Response,
 // crossField lists the operations whose 422 may answer a request each
 // parameter of which the document accepts on its own: the history's
 // rules between parameters (from before to, at most 1,500 buckets) and
-// its bounds on dates (1970 to 3000, real calendar days), which JSON
+// its bounds on dates (1970 to 3000, real calendar days), and a plan's
+// rules between fields (tier order, the deployment's currency), which JSON
 // Schema cannot state for query parameters; the parameters' descriptions
 // state them.
-var crossField = map[string]bool{"GET /usage/history": true, "GET /admin/usage/history": true, "GET /admin/usage/top": true}
+var crossField = map[string]bool{"GET /usage/history": true, "GET /admin/usage/history": true, "GET /admin/usage/top": true,
+	"PUT /admin/plans/{name}": true}
 
 // checkProblem validates a problem+json answer against the Problem schema.
 func (c *contract) checkProblem(resp *http.Response, body []byte, status int) []string {
@@ -730,6 +732,10 @@ func TestContractPostgresDown(t *testing.T) {
 		{method: "POST", path: "/admin/tokens", header: op, body: map[string]string{"name": "x", "scope": "admin"}},
 		{method: "DELETE", path: "/admin/tokens/1", header: op},
 		{method: "GET", path: "/admin/audit", header: op},
+		{method: "GET", path: "/admin/plans", header: op},
+		{method: "GET", path: "/admin/plans/growth", header: op},
+		{method: "PUT", path: "/admin/plans/growth", header: op, body: growthPlan(1)},
+		{method: "PUT", path: "/admin/users/1/plan", header: op, body: map[string]string{"plan": "growth"}},
 		{method: "GET", path: "/admin/invoices?period=2026-10&format=csv", header: op},
 		{method: "GET", path: "/admin/usage/history", header: op},
 		{method: "GET", path: "/admin/usage/top", header: op},

@@ -1,5 +1,9 @@
-// Command plans manages plans and puts customers on them, until the
-// operator API does:
+// Command plans manages plans and puts customers on them directly in
+// the database, for scripts and deployments without an operator token
+// (operators use PUT /admin/plans/{name} and PUT /admin/users/{id}/plan,
+// or ratebill plans / users plan, which are audited and reach cached
+// keys at once; this command writes no audit row and publishes nothing,
+// so cached keys see its changes within AUTH_CACHE_TTL):
 //
 //	go run ./shared/cmd/plans list
 //	go run ./shared/cmd/plans create -file growth.json
