@@ -50,6 +50,7 @@ var newObject = map[string]func() any{
 	"apps/v1/Deployment":                     func() any { return &appsv1.Deployment{} },
 	"apps/v1/StatefulSet":                    func() any { return &appsv1.StatefulSet{} },
 	"batch/v1/Job":                           func() any { return &batchv1.Job{} },
+	"batch/v1/CronJob":                       func() any { return &batchv1.CronJob{} },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1/NetworkPolicy":     func() any { return &networkingv1.NetworkPolicy{} },
@@ -131,6 +132,7 @@ type manifest struct {
 	deployments  map[string]*appsv1.Deployment
 	statefulSets []*appsv1.StatefulSet
 	jobs         []*batchv1.Job
+	cronJobs     []*batchv1.CronJob
 	hpas         []*autoscalingv2.HorizontalPodAutoscaler
 	pdbs         []*policyv1.PodDisruptionBudget
 	policies     []*networkingv1.NetworkPolicy
@@ -155,6 +157,9 @@ func (m *manifest) templates() []podTemplate {
 	}
 	for _, j := range m.jobs {
 		out = append(out, podTemplate{"Job/" + j.Name, &j.Spec.Template, false})
+	}
+	for _, c := range m.cronJobs {
+		out = append(out, podTemplate{"CronJob/" + c.Name, &c.Spec.JobTemplate.Spec.Template, false})
 	}
 	return out
 }
@@ -223,6 +228,8 @@ func decodeManifest(t testing.TB, overlay string, rendered []byte) *manifest {
 			m.statefulSets = append(m.statefulSets, o)
 		case *batchv1.Job:
 			m.jobs = append(m.jobs, o)
+		case *batchv1.CronJob:
+			m.cronJobs = append(m.cronJobs, o)
 		case *autoscalingv2.HorizontalPodAutoscaler:
 			m.hpas = append(m.hpas, o)
 		case *policyv1.PodDisruptionBudget:
@@ -1001,4 +1008,42 @@ func findService(m *manifest, name, ns string) *corev1.Service {
 		}
 	}
 	return nil
+}
+
+// TestKubernetesClosesInvoicesMonthly: each overlay schedules the monthly
+// invoice close (shared/cmd/closeinvoices) as a CronJob on UTC, never two
+// at once, from the same image as the migration Job (so an overlay's
+// image rewrite reaches both).
+func TestKubernetesClosesInvoicesMonthly(t *testing.T) {
+	for _, o := range overlays {
+		t.Run(o, func(t *testing.T) {
+			m := loadManifest(t, o)
+			if len(m.cronJobs) != 1 || m.cronJobs[0].Name != "close-invoices" {
+				t.Fatalf("cron jobs %d, want the one close-invoices", len(m.cronJobs))
+			}
+			c := m.cronJobs[0]
+			if c.Spec.Schedule != "0 2 1 * *" || c.Spec.TimeZone == nil || *c.Spec.TimeZone != "Etc/UTC" {
+				t.Errorf("schedule %q time zone %v, want 02:00 UTC on the 1st", c.Spec.Schedule, c.Spec.TimeZone)
+			}
+			if c.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+				t.Errorf("concurrency policy %q, want Forbid", c.Spec.ConcurrencyPolicy)
+			}
+			var migrate *batchv1.Job
+			for _, j := range m.jobs {
+				if j.Name == "migrate" {
+					migrate = j
+				}
+			}
+			if migrate == nil {
+				t.Fatal("no migrate Job")
+			}
+			cs := c.Spec.JobTemplate.Spec.Template.Spec.Containers
+			if len(cs) != 1 || !slices.Equal(cs[0].Command, []string{"/jobs/closeinvoices"}) {
+				t.Fatalf("containers %+v, want one running /jobs/closeinvoices", cs)
+			}
+			if want := migrate.Spec.Template.Spec.Containers[0].Image; cs[0].Image != want {
+				t.Errorf("image %q, want the migration's %q", cs[0].Image, want)
+			}
+		})
+	}
 }
