@@ -43,6 +43,15 @@
       return;
     }
     document.body.dataset.state = "error-" + r.status;
+    if (key && !form.hidden) {
+      // The key is kept: say so instead of asking for it again.
+      form.hidden = true;
+      $("key-hint").hidden = true;
+      $("signed").hidden = false;
+      const who = $("who");
+      who.textContent = "Your key ";
+      who.append(RB.el("code", { text: key.slice(0, 11) + "…" }), " is kept in this tab; the dashboard shows once the platform answers.");
+    }
     if (key) msg.append(RB.el("button", { type: "button", class: "secondary", id: "retry", onclick: load }, "Try again"));
   }
 

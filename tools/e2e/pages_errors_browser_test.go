@@ -133,11 +133,14 @@ func TestDashboardErrorStates(t *testing.T) {
 	b.step("reloading", chromedp.Reload())
 	b.wait("the 503 message", `document.body.dataset.state === 'error-503'`)
 	m := b.eval(`document.getElementById('message').textContent`)
-	if !strings.Contains(m, "unavailable right now") || !strings.Contains(m, "Try again") {
+	if !strings.Contains(m, "Service unavailable right now (postgres is unavailable)") || !strings.Contains(m, "try again in a moment") || !strings.Contains(m, "Try again") {
 		t.Errorf("503 message %q", m)
 	}
 	if b.eval(`String(document.getElementById('signed-in').hidden)`) != "true" {
 		t.Error("numbers stay on screen while the platform is unavailable")
+	}
+	if b.eval(`String(document.getElementById('key-form').hidden) + ' ' + document.getElementById('who').textContent`) != "true Your key "+key[:11]+"… is kept in this tab; the dashboard shows once the platform answers." {
+		t.Errorf("while unavailable the page asks for the key again, or does not say it is kept: %s", b.eval(`document.getElementById('who').textContent`))
 	}
 	b.shot("unavailable")
 	proxy.setCut(false)
@@ -168,7 +171,7 @@ func TestDashboardErrorStates(t *testing.T) {
 	b.step("submitting", chromedp.Click(chromedp.CSS("#load")))
 	b.wait("the 429 message", `document.body.dataset.state === 'error-429'`)
 	m = b.eval(`document.getElementById('message').textContent`)
-	if !strings.Contains(m, "Too many requests") || !strings.Contains(m, "too many failed authentications") || !strings.Contains(m, "try again in") {
+	if !strings.Contains(m, "Too many requests (too many failed authentications from this address). Try again in ") {
 		t.Errorf("429 message %q", m)
 	}
 	if b.eval(`String(document.getElementById('signed-in').hidden)`) != "true" {
