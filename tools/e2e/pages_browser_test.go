@@ -345,7 +345,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if c := apiJSON(t, e, req{method: "GET", path: "/billing/cap", key: alice}); c["amount"] != nil {
 		t.Errorf("a refused cap changed the cap: %v", c)
 	}
-	b.step("emptying the field", chromedp.SetValue(chromedp.CSS("#cap-input"), ""))
+	b.step("emptying the field", chromedp.Evaluate[chromedp.Void](`document.getElementById('cap-input').value = ''`))
 	b.step("typing a cap and Enter", chromedp.SendKeys(chromedp.CSS("#cap-input"), "25.5\r"))
 	b.wait("the cap shown", `document.getElementById('cap-amount').dataset.amount === '25.50'`)
 	if c := apiJSON(t, e, req{method: "GET", path: "/billing/cap", key: alice}); c["amount"] != "25.50" {
@@ -449,6 +449,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		"API_RATE_LIMIT": "8", "API_RATE_WINDOW": "86400", "USAGE_DENIED_FLUSH": "1"}})
 	op := map[string]string{"Authorization": "Bearer " + boot}
 	trafficForPages(t, e, op)
+	aliceID := e.queryInt(`SELECT id FROM users WHERE username = 'pagealice'`)
+	apiJSONStatus(t, e, req{method: "PUT", path: fmt.Sprintf("/admin/users/%d/cap", aliceID), header: op, body: map[string]string{"amount": "40"}}, http.StatusOK)
 	// A viewer token is enough.
 	v := apiJSONStatus(t, e, req{method: "POST", path: "/admin/tokens", header: op, body: map[string]string{"name": "console", "scope": "viewer"}}, http.StatusCreated)
 	viewer := v["token"].(string)
@@ -510,7 +512,6 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.desktop()
 
 	// One customer's usage, from the customer table's link.
-	aliceID := e.queryInt(`SELECT id FROM users WHERE username = 'pagealice'`)
 	b.step("opening alice's usage", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#users tr[data-user-id="%d"] a`, aliceID))))
 	b.wait("alice's charts", fmt.Sprintf(`document.getElementById('customer').dataset.userId === '%d' && !document.getElementById('customer').hidden`, aliceID))
 	ah := apiJSON(t, e, req{method: "GET", path: fmt.Sprintf("/admin/usage/history?user=%d", aliceID), header: op})
@@ -519,6 +520,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if n := b.inked("customer-chart-hour"); n < 20 {
 		t.Errorf("alice's chart: %d pixels drawn", n)
+	}
+	// alice's spend cap (set by the operator for her) is on her view, as
+	// GET /admin/users/{id} reports it.
+	if got := b.eval(`document.getElementById('customer-cap').dataset.amount`); got != "40.00" {
+		t.Errorf("alice's cap on the page %q, want 40.00", got)
+	}
+	if u := apiJSON(t, e, req{method: "GET", path: fmt.Sprintf("/admin/users/%d", aliceID), header: op}); u["spend_cap"] != "40.00" {
+		t.Errorf("GET /admin/users/%d: spend_cap %v", aliceID, u["spend_cap"])
 	}
 	b.shot("customer")
 	if b.eval(`sessionStorage.getItem('ratebill.operatorToken')`) != viewer || b.eval(`String(localStorage.length) + document.cookie`) != "0" {
