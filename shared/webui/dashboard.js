@@ -176,7 +176,7 @@
       left.textContent = money(rest > 0n ? rest : 0n) + " " + cur;
       left.dataset.remaining = money(rest > 0n ? rest : 0n);
     }
-    $("cap-note").textContent = "Calls are recorded in batches, so the invoice so far can be up to a minute behind; the cap itself is enforced on every call.";
+    $("cap-note").textContent = "Calls are recorded in batches, so what is spent (this month's invoice so far) can be up to a minute behind; the cap itself is enforced on every call.";
   }
 
   const capForm = $("cap-form"), capInput = $("cap-input"), capErr = $("cap-error"), capMsg = $("cap-message");
