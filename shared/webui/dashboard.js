@@ -80,6 +80,7 @@
     showWindow(answers[0].body.window);
     showBill(bill, invoices);
     showCap(cap, invoices);
+    RB.show($("cap-message"), "", "info"); // an earlier change's message is not news after a reload
     showKeys(keys.items);
     document.body.dataset.state = "ready";
   }

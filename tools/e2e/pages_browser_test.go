@@ -369,6 +369,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("left under the cap: page %q, want %q (25.50 less %d cents)", got, want, spent)
 	}
 
+	b.eval(`document.activeElement.blur(); ""`) // no focus ring in the picture for the docs
 	b.shot("desktop")
 	b.phone()
 	// The charts follow the width (after the page's debounced resize); a
