@@ -91,6 +91,8 @@ type adminUser struct {
 	SuspendedAt     *time.Time  `json:"suspended_at"`
 	SuspendedReason *string     `json:"suspended_reason"`
 	Limit           *limitValue `json:"limit"`
+	// SpendCap is the user's spend cap, two decimal places; null: none.
+	SpendCap *string `json:"spend_cap"`
 }
 
 type limitValue struct {
@@ -172,6 +174,10 @@ func toAdminUser(u postgres.AdminUser) adminUser {
 		SuspendedAt: u.SuspendedAt, SuspendedReason: u.SuspendedReason}
 	if u.LimitUnits != nil && u.LimitWindowSeconds != nil {
 		out.Limit = &limitValue{Limit: *u.LimitUnits, Window: *u.LimitWindowSeconds}
+	}
+	if u.SpendCap != nil {
+		s := u.SpendCap.StringFixed(2)
+		out.SpendCap = &s
 	}
 	return out
 }

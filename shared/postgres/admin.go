@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/ratebill/platform/shared"
 )
@@ -22,6 +23,8 @@ type AdminUser struct {
 	// both nil when the default limit applies.
 	LimitUnits         *int64
 	LimitWindowSeconds *int64
+	// SpendCap is the most a calendar month may cost; nil: no cap.
+	SpendCap *decimal.Decimal
 	// Version is users.version: it increases with every change that must
 	// reach cached principals (publish it to Redis after commit).
 	Version int64
@@ -43,11 +46,15 @@ type AuditRecord struct {
 	After      []byte // JSON or nil
 }
 
-const userColumns = `id, username, email, created_at, suspended_at, suspended_reason, limit_units, limit_window_seconds::bigint, version`
+const userColumns = `id, username, email, created_at, suspended_at, suspended_reason, limit_units, limit_window_seconds::bigint, version, spend_cap`
 
 func scanUser(row pgx.Row) (AdminUser, error) {
 	var u AdminUser
-	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.CreatedAt, &u.SuspendedAt, &u.SuspendedReason, &u.LimitUnits, &u.LimitWindowSeconds, &u.Version)
+	var spendCap decimal.NullDecimal
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.CreatedAt, &u.SuspendedAt, &u.SuspendedReason, &u.LimitUnits, &u.LimitWindowSeconds, &u.Version, &spendCap)
+	if spendCap.Valid {
+		u.SpendCap = &spendCap.Decimal
+	}
 	u.CreatedAt, u.SuspendedAt = u.CreatedAt.UTC(), utcPtr(u.SuspendedAt)
 	return u, err
 }

@@ -32,16 +32,18 @@
   // problem turns an answer that is not a success into a sentence for a
   // person: what happened and what to do.
   RB.problem = function (r, what) {
-    const detail = r.body && r.body.detail ? " (" + r.body.detail + ")" : "";
+    // The detail's own "retry later" is said once, by the sentence.
+    const d = r.body && r.body.detail ? String(r.body.detail).replace(/;? *retry (later|after [0-9]+ ?s)\.?$/, "") : "";
+    const detail = d ? " (" + d + ")" : "";
     switch (r.status) {
       case 0: return "Cannot reach the platform. Check your connection and try again.";
       case 401: return what + " was not accepted: it is missing, mistyped, unknown, revoked or expired" + detail + ".";
       case 403: return "Access refused" + detail + ".";
       case 429: {
         const after = r.headers.get("Retry-After");
-        return "Too many requests: you are rate limited" + (after ? "; try again in " + after + " s" : "") + detail + ".";
+        return "Too many requests" + detail + ". Try again " + (after ? "in " + after + " s." : "in a moment.");
       }
-      case 503: return "The platform is unavailable right now (a database or Redis is down)" + detail + ". Try again in a moment.";
+      case 503: return "Service unavailable right now" + (detail || " (a database or Redis is down)") + ". Nothing is shown until it is back; try again in a moment.";
       default: return "Unexpected answer " + r.status + detail + ".";
     }
   };

@@ -162,6 +162,14 @@
     $("customer-title").textContent = "Customer " + u.username + " (id " + u.id + ")";
     $("customer").hidden = false;
     $("customer").dataset.userId = id;
+    const cap = $("customer-cap");
+    cap.textContent = u.spend_cap === null ? "No cap" : u.spend_cap;
+    cap.classList.toggle("none", u.spend_cap === null);
+    cap.dataset.amount = u.spend_cap === null ? "" : u.spend_cap;
+    const lim = $("customer-limit");
+    lim.textContent = u.limit ? RB.num(u.limit.limit) + " per " + RB.num(u.limit.window) + " s" : "Plan default";
+    lim.classList.toggle("none", !u.limit);
+    $("customer-requests").textContent = RB.num(u.usage.total_requests);
     names.forEach((n, i) => {
       const box = $("customer-chart-" + n);
       RB.totals(box, answers[i].body);

@@ -30,17 +30,29 @@
   });
 
   // fail shows why the dashboard cannot be shown; a refused key is
-  // forgotten so that the next one can be pasted.
+  // forgotten so that the next one can be pasted. Any other failure
+  // hides every number (none would be current) and offers to try again.
   function fail(r) {
     RB.show(msg, RB.problem(r, "The API key"), "error");
+    $("signed-in").hidden = true;
     if (r.status === 401) {
       sessionStorage.removeItem(STORE);
       key = "";
       signedIn(null);
       document.body.dataset.state = "unauthorized";
-    } else {
-      document.body.dataset.state = "error-" + r.status;
+      return;
     }
+    document.body.dataset.state = "error-" + r.status;
+    if (key && !form.hidden) {
+      // The key is kept: say so instead of asking for it again.
+      form.hidden = true;
+      $("key-hint").hidden = true;
+      $("signed").hidden = false;
+      const who = $("who");
+      who.textContent = "Your key ";
+      who.append(RB.el("code", { text: key.slice(0, 11) + "…" }), " is kept in this tab; the dashboard shows once the platform answers.");
+    }
+    if (key) msg.append(RB.el("button", { type: "button", class: "secondary", id: "retry", onclick: load }, "Try again"));
   }
 
   async function load() {
@@ -53,19 +65,23 @@
       RB.call("billing/invoices", auth()),
       RB.call("keys", auth()),
       RB.call("me", auth()),
+      RB.call("billing/cap", auth()),
     ]);
     const bad = answers.find((r) => r.status !== 200);
     if (bad) { fail(bad); return; }
+    const [bill, invoices, keys, me, cap] = answers.slice(names.length).map((r) => r.body);
     RB.show(msg, "", "info");
-    signedIn(answers[names.length + 3].body);
+    signedIn(me);
     names.forEach((n, i) => {
       const box = $("chart-" + n);
       RB.totals(box, answers[i].body);
       RB.chart(box, answers[i].body, RB.ranges[n].fmt);
     });
     showWindow(answers[0].body.window);
-    showBill(answers[names.length].body, answers[names.length + 1].body);
-    showKeys(answers[names.length + 2].body.items);
+    showBill(bill, invoices);
+    showCap(cap, invoices);
+    RB.show($("cap-message"), "", "info"); // an earlier change's message is not news after a reload
+    showKeys(keys.items);
     document.body.dataset.state = "ready";
   }
 
@@ -118,6 +134,93 @@
         RB.el("td", { class: "num", text: inv.total + " " + inv.currency })));
     }
   }
+
+  // Money arrives as decimal strings ("12.30"); it is compared and
+  // subtracted in whole cents (BigInt), never as floating point.
+  function cents(s) {
+    const m = /^([0-9]+)(?:\.([0-9]{1,2}))?$/.exec(String(s));
+    return m ? BigInt(m[1]) * 100n + BigInt((m[2] || "0").padEnd(2, "0")) : null;
+  }
+  const money = (c) => (c / 100n).toString() + "." + (c % 100n).toString().padStart(2, "0");
+
+  // showCap shows the spend cap (GET /billing/cap) and what is left of it:
+  // the cap less this month's invoice so far (the open invoice of
+  // GET /billing/invoices). Both are free to read; GET /usage, which
+  // reports the gate's own budget, is metered, so the page does not call it.
+  function showCap(cap, invoices) {
+    const cur = cap.currency;
+    $("cap-currency").textContent = cur;
+    const now = new Date();
+    const period = now.getUTCFullYear() + "-" + String(now.getUTCMonth() + 1).padStart(2, "0");
+    const inv = invoices.items.find((i) => i.period === period);
+    $("cap-period").textContent = period;
+    const spent = inv ? cents(inv.total) : null;
+    $("cap-spent").textContent = spent === null ? "—" : money(spent) + " " + cur;
+    const amount = $("cap-amount"), left = $("cap-remaining");
+    amount.dataset.amount = cap.amount === null ? "" : cap.amount;
+    $("cap-clear").disabled = cap.amount === null;
+    if (cap.amount === null) {
+      amount.textContent = "No cap";
+      amount.classList.add("none");
+      left.textContent = "—";
+      left.dataset.remaining = "";
+      $("cap-note").textContent = "Without a cap, calls are limited only by the rate limit.";
+      return;
+    }
+    amount.classList.remove("none");
+    amount.textContent = cap.amount + " " + cur;
+    if (spent === null) {
+      left.textContent = "—";
+      left.dataset.remaining = "";
+    } else {
+      const rest = cents(cap.amount) - spent;
+      left.textContent = money(rest > 0n ? rest : 0n) + " " + cur;
+      left.dataset.remaining = money(rest > 0n ? rest : 0n);
+    }
+    $("cap-note").textContent = "Calls are recorded in batches, so what is spent (this month's invoice so far) can be up to a minute behind; the cap itself is enforced on every call.";
+  }
+
+  const capForm = $("cap-form"), capInput = $("cap-input"), capErr = $("cap-error"), capMsg = $("cap-message");
+
+  function capInvalid(text) {
+    capErr.textContent = text;
+    capInput.setAttribute("aria-invalid", text ? "true" : "false");
+    if (text) capInput.focus();
+  }
+
+  // capFailed turns a refused change into a message: a 422 names the
+  // field and why, next to the field.
+  function capFailed(r) {
+    if (r.status === 422 && r.body && Array.isArray(r.body.errors)) {
+      capInvalid(r.body.errors.map((e) => (e.field === "amount" ? "Amount " : e.field + " ") + e.detail + ".").join(" "));
+      RB.show(capMsg, "", "info");
+      return;
+    }
+    capInvalid("");
+    RB.show(capMsg, RB.problem(r, "The API key"), "error");
+  }
+
+  async function refreshCap() {
+    const [cap, invoices] = await Promise.all([RB.call("billing/cap", auth()), RB.call("billing/invoices", auth())]);
+    if (cap.status === 200 && invoices.status === 200) showCap(cap.body, invoices.body);
+  }
+
+  capForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const r = await RB.call("billing/cap", auth(), { method: "PUT", body: { amount: capInput.value.trim() } });
+    if (r.status !== 200) { capFailed(r); return; }
+    capInvalid("");
+    capInput.value = "";
+    await refreshCap();
+    RB.show(capMsg, "Spend cap set to " + r.body.amount + " " + r.body.currency + " a month.", "ok");
+  });
+  $("cap-clear").addEventListener("click", async () => {
+    const r = await RB.call("billing/cap", auth(), { method: "DELETE" });
+    if (r.status !== 204) { capFailed(r); return; }
+    capInvalid("");
+    await refreshCap();
+    RB.show(capMsg, "Spend cap removed: calls are limited only by the rate limit.", "ok");
+  });
 
   function keyStatus(k) {
     const now = Date.now();
