@@ -26,7 +26,6 @@ package auth
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/ratebill/platform/shared"
 	"github.com/ratebill/platform/shared/apikey"
+	"github.com/ratebill/platform/shared/group"
 	"github.com/ratebill/platform/shared/telemetry"
 )
 
@@ -51,7 +51,7 @@ type Authenticator struct {
 	cache   *expirable.LRU[apikey.Digest, shared.Principal] // nil: no cache
 	unknown *expirable.LRU[apikey.Digest, *shared.Error]    // nil: no negative cache; ErrUnknownKey, ErrRevokedKey or ErrExpiredKey
 	group   singleflight.Group
-	used    *useTracker          // nil: last use not tracked
+	used    *group.Tally[int64]  // nil: last use not tracked
 	tel     *telemetry.Telemetry // nil: off
 	now     func() time.Time
 }
@@ -177,16 +177,19 @@ type toucher interface {
 
 // WithUseTracking makes a note the id of every key it authenticates and
 // write them to the store's last_used_at in one statement, at most once
-// per every (KEYS_LAST_USED_FLUSH): the flush starts on the first
-// authentication after every has passed since the last one (Cloud Run
-// gives an instance CPU only while it serves requests, so there is no
+// per every (KEYS_LAST_USED_FLUSH; group.Tally): the flush starts on the
+// first authentication after every has passed since the last one (Cloud
+// Run gives an instance CPU only while it serves requests, so there is no
 // timer), and FlushUse writes what is left at shutdown. It returns a.
 func (a *Authenticator) WithUseTracking(store toucher, every time.Duration, log *slog.Logger) *Authenticator {
 	if every > 0 {
-		if log == nil {
-			log = slog.Default()
-		}
-		a.used = &useTracker{store: store, every: every, log: log, ids: map[int64]struct{}{}, last: a.now()}
+		a.used = group.NewTally(every, "key uses", log, func(ctx context.Context, counts map[int64]int64) error {
+			ids := make([]int64, 0, len(counts))
+			for id := range counts {
+				ids = append(ids, id)
+			}
+			return store.TouchKeys(ctx, ids)
+		})
 	}
 	return a
 }
@@ -197,60 +200,11 @@ func (a *Authenticator) FlushUse(ctx context.Context) error {
 	if a.used == nil {
 		return nil
 	}
-	a.used.mu.Lock()
-	ids := a.used.take(a.now())
-	a.used.mu.Unlock()
-	return a.used.store.TouchKeys(ctx, ids)
+	return a.used.Flush(ctx)
 }
 
 func (a *Authenticator) noteUse(id int64) {
 	if a.used != nil {
-		a.used.note(id, a.now())
+		a.used.Add(id)
 	}
-}
-
-// useTracker holds the ids of keys used since the last flush.
-type useTracker struct {
-	store toucher
-	every time.Duration
-	log   *slog.Logger
-
-	mu       sync.Mutex
-	ids      map[int64]struct{}
-	last     time.Time // when the last flush started
-	flushing bool
-}
-
-func (u *useTracker) note(id int64, now time.Time) {
-	u.mu.Lock()
-	u.ids[id] = struct{}{}
-	if u.flushing || now.Sub(u.last) < u.every {
-		u.mu.Unlock()
-		return
-	}
-	ids := u.take(now)
-	u.flushing = true
-	u.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := u.store.TouchKeys(ctx, ids); err != nil {
-			// Approximate by design: the next flush records later uses.
-			u.log.Warn("recording key use failed", "keys", len(ids), "error", err.Error())
-		}
-		u.mu.Lock()
-		u.flushing = false
-		u.mu.Unlock()
-	}()
-}
-
-// take returns the noted ids and starts a new interval; u.mu is held.
-func (u *useTracker) take(now time.Time) []int64 {
-	ids := make([]int64, 0, len(u.ids))
-	for id := range u.ids {
-		ids = append(ids, id)
-	}
-	clear(u.ids)
-	u.last = now
-	return ids
 }

@@ -8,6 +8,9 @@
 // in the caller's own goroutine: no added latency and no goroutine hand-off
 // when idle. If more items queued meanwhile, a new goroutine takes over
 // and drains them, so the caller is never held up by other callers' work.
+//
+// Tally is the approximate cousin: counts by key kept in memory and
+// written at most once per interval (key last-use times, denials).
 package group
 
 import (
