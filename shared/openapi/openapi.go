@@ -14,11 +14,8 @@
 package openapi
 
 import (
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/ratebill/platform/shared"
@@ -63,32 +60,20 @@ const (
 const csp = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-type resource struct {
-	body        []byte
-	contentType string
-	cache       string
-	etag        string
-}
-
-func newResource(body []byte, contentType, cache string) *resource {
-	sum := sha256.Sum256(body)
-	return &resource{body: body, contentType: contentType, cache: cache, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-}
-
 var (
-	specResource = newResource(spec, "application/json", revalidate)
-	pageResource = newResource(page, "text/html; charset=utf-8", revalidate)
-	assets       = map[string]*resource{
-		"swagger-ui.css":       newResource(swaggerCSS, "text/css; charset=utf-8", assetCache),
-		"swagger-ui-bundle.js": newResource(swaggerJS, "text/javascript; charset=utf-8", assetCache),
-		"docs.js":              newResource(docsJS, "text/javascript; charset=utf-8", assetCache),
+	specResource = httpapi.NewResource(spec, "application/json", revalidate)
+	pageResource = httpapi.NewResource(page, "text/html; charset=utf-8", revalidate)
+	assets       = map[string]*httpapi.Resource{
+		"swagger-ui.css":       httpapi.NewResource(swaggerCSS, "text/css; charset=utf-8", assetCache),
+		"swagger-ui-bundle.js": httpapi.NewResource(swaggerJS, "text/javascript; charset=utf-8", assetCache),
+		"docs.js":              httpapi.NewResource(docsJS, "text/javascript; charset=utf-8", assetCache),
 	}
 )
 
 // SpecHandler serves the OpenAPI document at GET /openapi.json.
 func SpecHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		specResource.serve(w, r)
+		specResource.ServeHTTP(w, r)
 	})
 }
 
@@ -100,7 +85,7 @@ func DocsHandler() http.Handler {
 		if name == "" {
 			w.Header().Set("Content-Security-Policy", csp)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
-			pageResource.serve(w, r)
+			pageResource.ServeHTTP(w, r)
 			return
 		}
 		a, ok := assets[name]
@@ -109,34 +94,6 @@ func DocsHandler() http.Handler {
 			return
 		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		a.serve(w, r)
+		a.ServeHTTP(w, r)
 	})
-}
-
-func (res *resource) serve(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("ETag", res.etag)
-	h.Set("Cache-Control", res.cache)
-	if matches(r.Header.Get("If-None-Match"), res.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Type", res.contentType)
-	h.Set("Content-Length", strconv.Itoa(len(res.body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(res.body)
-	}
-}
-
-// matches reports whether an If-None-Match header value names etag
-// (weak comparison, RFC 9110 section 13.1.2).
-func matches(ifNoneMatch, etag string) bool {
-	for _, t := range strings.Split(ifNoneMatch, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
 }

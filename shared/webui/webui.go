@@ -17,12 +17,9 @@
 package webui
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/ratebill/platform/shared"
@@ -51,31 +48,23 @@ const (
 	assetCache = "public, max-age=3600"
 )
 
-type resource struct {
-	body        []byte
-	contentType string
-	cache       string
-	etag        string
-}
-
-func load(name, contentType, cache string) *resource {
+func load(name, contentType, cache string) *httpapi.Resource {
 	body, err := files.ReadFile(name)
 	if err != nil {
 		panic("webui: " + name + " is not embedded") // go:embed lists it: cannot happen
 	}
-	sum := sha256.Sum256(body)
-	return &resource{body: body, contentType: contentType, cache: cache, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+	return httpapi.NewResource(body, contentType, cache)
 }
 
 // page is one page and the assets it loads.
 type page struct {
-	html   *resource
-	assets map[string]*resource
+	html   *httpapi.Resource
+	assets map[string]*httpapi.Resource
 }
 
 func newPage(html, script string) *page {
 	js := "text/javascript; charset=utf-8"
-	return &page{html: load(html, "text/html; charset=utf-8", revalidate), assets: map[string]*resource{
+	return &page{html: load(html, "text/html; charset=utf-8", revalidate), assets: map[string]*httpapi.Resource{
 		"uPlot.iife.min.js": load("uplot/uPlot.iife.min.js", js, assetCache),
 		"uPlot.min.css":     load("uplot/uPlot.min.css", "text/css; charset=utf-8", assetCache),
 		"app.css":           load("app.css", "text/css; charset=utf-8", assetCache),
@@ -120,7 +109,7 @@ func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Frame-Options", "DENY")
-		p.html.serve(w, r)
+		p.html.ServeHTTP(w, r)
 		return
 	}
 	a, ok := p.assets[name]
@@ -133,31 +122,5 @@ func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, shared.Errorf(shared.ENotFound, "no asset %q; the page's assets are %s", name, strings.Join(names, ", ")))
 		return
 	}
-	a.serve(w, r)
-}
-
-func (res *resource) serve(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("ETag", res.etag)
-	h.Set("Cache-Control", res.cache)
-	if matches(r.Header.Get("If-None-Match"), res.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Type", res.contentType)
-	h.Set("Content-Length", strconv.Itoa(len(res.body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(res.body)
-}
-
-// matches reports whether an If-None-Match header value names etag (weak
-// comparison, RFC 9110 section 13.1.2).
-func matches(ifNoneMatch, etag string) bool {
-	for _, t := range strings.Split(ifNoneMatch, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
+	a.ServeHTTP(w, r)
 }
