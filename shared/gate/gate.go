@@ -132,6 +132,9 @@ type Gate struct {
 	tel      *telemetry.Telemetry // nil: off
 	opts     Options
 	denied   string // the 429 detail for the user limit, formatted once
+	// defaultLimits is LimitsFor of a user on the default plan without an
+	// override, built once (length = capacity: an append copies).
+	defaultLimits []ratelimit.Limit
 
 	capMu    sync.Mutex
 	capUnits map[capKey]int64 // spend caps converted into units
@@ -146,7 +149,7 @@ type capKey struct {
 
 // New returns a Gate over its three dependencies.
 func New(a authenticator, l limiter, r recorder, o Options) *Gate {
-	return &Gate{auth: a, limiter: l, recorder: r, opts: o,
+	return &Gate{auth: a, limiter: l, recorder: r, opts: o, defaultLimits: []ratelimit.Limit{o.UserLimit},
 		denied: fmt.Sprintf("rate limit of %d requests per %d s exceeded", o.UserLimit.Requests, int64(o.UserLimit.Window/time.Second))}
 }
 
@@ -195,7 +198,7 @@ func (g *Gate) LimitsFor(p shared.Principal) []ratelimit.Limit {
 		if override {
 			return []ratelimit.Limit{{Requests: p.LimitUnits, Window: p.LimitWindow}}
 		}
-		return []ratelimit.Limit{g.opts.UserLimit}
+		return g.defaultLimits[:1:1]
 	}
 	out := make([]ratelimit.Limit, 0, len(p.PlanDef.Limits)+1)
 	replaced := false

@@ -81,11 +81,15 @@ func (d Decision) Headline() Result {
 // (AllowUser's) for a fixed limit named "default", else one per name and
 // algorithm, tagged {user:ID} like the rest of the user's keys.
 func counterKey(user int64, l Limit) string {
-	if l.Algorithm == Fixed && l.PolicyName() == "default" {
+	if l.onUserCounter() {
 		return userCounter(user)
 	}
 	return userCounter(user) + ":" + l.Algorithm.arg() + ":" + l.Name
 }
+
+// onUserCounter reports whether l is counted on the user's own counter
+// (a fixed limit named "default"), which the single-limit scripts keep.
+func (l Limit) onUserCounter() bool { return l.Algorithm == Fixed && l.PolicyName() == "default" }
 
 func (a Algorithm) arg() string {
 	switch a {
@@ -116,7 +120,7 @@ func (l *Limiter) AllowUserLimits(ctx context.Context, user int64, limits []Limi
 			}
 		}
 	}
-	if len(limits) == 1 && counterKey(user, limits[0]) == userCounter(user) {
+	if len(limits) == 1 && limits[0].onUserCounter() {
 		r, err := l.AllowUser(ctx, user, limits[0], n)
 		if err != nil {
 			return Decision{}, err
